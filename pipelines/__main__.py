@@ -1,0 +1,5 @@
+import sys
+
+from feedbench.pipelines.cli import main
+
+sys.exit(main())

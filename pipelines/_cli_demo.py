@@ -1,0 +1,69 @@
+"""`feedbench demo`: the main job on embedded defaults.
+
+For now it makes (or reuses) the default datasets in the cache, reads them back through the
+shard reader, and prints what they hold; the framework comparison joins it when the
+pipelines and the consumer loop exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from feedbench.pipelines._progress import progress_bar
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="make the default datasets and run what feedbench can measure so far")
+    demo.add_argument("--images", type=int, default=None, help="images in the default image set (default 512)")
+    demo.add_argument("--documents", type=int, default=None, help="documents in the default corpus (default 2000)")
+    demo.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> list[str]:
+    from feedbench.datasets import ParquetShards, defaults
+
+    n_images = args.images or defaults.IMAGES
+    n_docs = args.documents or defaults.DOCUMENTS
+    rows = []
+    started = time.perf_counter()
+    with progress_bar("default images", n_images) as advance:
+        images = defaults.default_images(n=n_images, progress=advance)
+    rows.append(_row("images (ImageFolder)", images, started))
+    started = time.perf_counter()
+    with progress_bar("image shards", n_images) as advance:
+        shards = defaults.default_image_shards(n=n_images, progress=advance)
+    rows.append(_row("images (Parquet)", shards, started, rows_read=len(ParquetShards(shards.root))))
+    started = time.perf_counter()
+    with progress_bar("default corpus", n_docs) as advance:
+        text = defaults.default_text(n=n_docs, progress=advance)
+    rows.append(_row("text (JSONL + Parquet)", text, started, rows_read=len(ParquetShards(text.root / "shards"))))
+
+    table = Table(title="feedbench default datasets")
+    for column in ("dataset", "files", "size MB", "mean file KB", "rows read back", "seconds", "state", "where"):
+        table.add_column(column, justify="left" if column in ("dataset", "state", "where") else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    return [
+        "The framework comparison (torch DataLoader vs tf.data through one consumer loop) is not part of "
+        "this version yet; `feedbench data --help` makes datasets of your own size."
+    ]
+
+
+def _row(name: str, dataset, started: float, rows_read: int | None = None) -> tuple[str, ...]:
+    sizes = [f["size_bytes"] for f in dataset.files]
+    return (
+        name,
+        str(len(sizes)),
+        f"{sum(sizes) / 1e6:.1f}",
+        f"{statistics.fmean(sizes) / 1e3:.1f}",
+        "-" if rows_read is None else str(rows_read),
+        f"{time.perf_counter() - started:.1f}",
+        "reused" if dataset.reused else "generated",
+        str(dataset.root),
+    )

@@ -1,0 +1,46 @@
+"""The `feedbench` command. The library raises; this prints one line and sets the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from feedbench.pipelines import __version__, _cli_data, _cli_demo
+from feedbench.pipelines.errors import FeedbenchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="feedbench",
+        description="Does your input pipeline keep the accelerator fed? Generate data, then measure "
+        "PyTorch and tf.data input pipelines with one consumer loop.",
+    )
+    parser.add_argument("--version", action="version", version=f"feedbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens, to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _cli_data.add_parser(commands)
+    _cli_demo.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (0 ok, 1 error, 2 usage)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        lines = args.run(args)
+    except FeedbenchError as exc:
+        print(f"feedbench: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("feedbench: interrupted; nothing half-written was left in place", file=sys.stderr)
+        return 130
+    for line in lines:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
