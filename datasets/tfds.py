@@ -105,6 +105,10 @@ def _text_builder_class():
 
         VERSION = tfds.core.Version("1.0.0")
         RELEASE_NOTES = {"1.0.0": "First release."}
+        # TFDS looks for a builder's checksums beside its code, found through its top-level
+        # package; `feedbench` is a namespace that an editable install does not expose as a
+        # folder. This builder downloads nothing: its code path is this file.
+        code_path = Path(__file__)
 
         def __init__(self, *, jsonl: Path, num_classes: int, **kwargs: Any) -> None:
             self._jsonl = jsonl
@@ -112,11 +116,16 @@ def _text_builder_class():
             super().__init__(**kwargs)
 
         def _info(self):
-            return self.dataset_info_from_configs(
+            # DatasetInfo directly: `dataset_info_from_configs` looks for metadata files in
+            # the defining package, which an editable install does not expose as a folder.
+            return tfds.core.DatasetInfo(
+                builder=self,
+                description="Labelled documents from a feedbench JSONL corpus.",
                 features=tfds.features.FeaturesDict(
                     {"text": tfds.features.Text(), "label": tfds.features.ClassLabel(num_classes=self._num_classes)}
                 ),
                 supervised_keys=("text", "label"),
+                disable_shuffling=True,  # keep the corpus's order, as the other readers do
             )
 
         def _split_generators(self, dl_manager):
