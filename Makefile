@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/pytest tests
 
 bench: $(STAMP)
-	$(BIN)/pytest benchmarks
+	$(BIN)/pytest benchmarks $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

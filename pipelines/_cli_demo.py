@@ -33,23 +33,24 @@ def run(args: argparse.Namespace) -> list[str]:
     started = time.perf_counter()
     with progress_bar("default images", n_images) as advance:
         images = defaults.default_images(n=n_images, progress=advance)
-    rows.append(_row("images (ImageFolder)", images, started))
+    rows.append(_row("image folder", images, started))
     started = time.perf_counter()
     with progress_bar("image shards", n_images) as advance:
         shards = defaults.default_image_shards(n=n_images, progress=advance)
-    rows.append(_row("images (Parquet)", shards, started, rows_read=len(ParquetShards(shards.root))))
+    rows.append(_row("image shards", shards, started, rows_read=len(ParquetShards(shards.root))))
     started = time.perf_counter()
     with progress_bar("default corpus", n_docs) as advance:
         text = defaults.default_text(n=n_docs, progress=advance)
-    rows.append(_row("text (JSONL + Parquet)", text, started, rows_read=len(ParquetShards(text.root / "shards"))))
+    rows.append(_row("text corpus", text, started, rows_read=len(ParquetShards(text.root / "shards"))))
 
     table = Table(title="feedbench default datasets")
-    for column in ("dataset", "files", "size MB", "mean file KB", "rows read back", "seconds", "state", "where"):
-        table.add_column(column, justify="left" if column in ("dataset", "state", "where") else "right")
+    for column in ("dataset", "files", "MB", "KB/file", "rows read", "seconds", "state"):
+        table.add_column(column, justify="left" if column in ("dataset", "state") else "right")
     for row in rows:
         table.add_row(*row)
     Console().print(table)
     return [
+        f"datasets in {defaults.data_dir()}",
         "The framework comparison (torch DataLoader vs tf.data through one consumer loop) is not part of "
         "this version yet; `feedbench data --help` makes datasets of your own size."
     ]
@@ -65,5 +66,4 @@ def _row(name: str, dataset, started: float, rows_read: int | None = None) -> tu
         "-" if rows_read is None else str(rows_read),
         f"{time.perf_counter() - started:.1f}",
         "reused" if dataset.reused else "generated",
-        str(dataset.root),
     )

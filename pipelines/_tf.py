@@ -10,11 +10,14 @@ device), and says clearly what is missing.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from types import ModuleType
 
 from feedbench.pipelines.errors import MissingDependencyError
+
+log = logging.getLogger(__name__)
 
 
 def _preload_torch() -> None:
@@ -32,7 +35,7 @@ def import_tensorflow() -> ModuleType:
     Raises:
         MissingDependencyError: TensorFlow is not installed.
     """
-    if "tensorflow" in sys.modules:
+    if sys.modules.get("tensorflow") is not None:
         return sys.modules["tensorflow"]
     _preload_torch()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -44,8 +47,9 @@ def import_tensorflow() -> ModuleType:
         ) from exc
     try:
         tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:
-        pass  # TensorFlow already initialized its devices; the caller hid the GPU earlier.
+    except RuntimeError as exc:
+        # TensorFlow initialized its devices before this call: too late to hide the GPU.
+        log.warning("TensorFlow's devices were already initialized; it may hold the GPU (%s)", exc)
     return tf
 
 
