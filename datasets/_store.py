@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feedbench.pipelines.errors import DatasetError
+from feedbench.pipelines.errors import ConfigError, DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,28 @@ def existing(root: Path, kind: str, params: Mapping[str, Any], *, overwrite: boo
     except DatasetError as exc:
         raise DatasetError(f"{exc}; pass overwrite to regenerate {root}") from exc
     return _dataset(root, manifest, reused=True)
+
+
+def check_counts(n: int, classes: int, unit: str) -> None:
+    """Validates the item and class counts of a generated dataset.
+
+    Raises:
+        ConfigError: Naming the argument out of range.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise ConfigError(f"n must be a positive number of {unit}s, got {n!r}")
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes <= 0:
+        raise ConfigError(f"classes must be a positive integer, got {classes!r}")
+    if classes > n:
+        raise ConfigError(f"classes ({classes}) must not exceed n ({n}): every class needs at least one {unit}")
+
+
+def reusable(root: Path, kind: str, params: Mapping[str, Any], *, overwrite: bool, progress) -> Dataset | None:
+    """`existing`, reporting a reused dataset's items as done to `progress`."""
+    reuse = existing(root, kind, params, overwrite=overwrite)
+    if reuse is not None and progress:
+        progress(params["n"])
+    return reuse
 
 
 def _remove_stale_temps(root: Path) -> None:

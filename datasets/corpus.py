@@ -75,12 +75,7 @@ def make_text_corpus(
         ConfigError: An argument out of range.
         DatasetError: `root` cannot be used.
     """
-    if not isinstance(n, int) or n <= 0:
-        raise ConfigError(f"n must be a positive number of documents, got {n!r}")
-    if not isinstance(classes, int) or classes <= 0:
-        raise ConfigError(f"classes must be a positive integer, got {classes!r}")
-    if classes > n:
-        raise ConfigError(f"classes ({classes}) must not exceed n ({n}): every class needs at least one document")
+    _store.check_counts(n, classes, "document")
     if vocabulary < 1000:
         raise ConfigError(f"vocabulary must be at least 1000 word types, got {vocabulary}")
     root = Path(root)
@@ -93,10 +88,8 @@ def make_text_corpus(
         "rows_per_group": rows_per_group,
         "rows_per_shard": rows_per_shard,
     }
-    reuse = _store.existing(root, KIND, params, overwrite=overwrite)
+    reuse = _store.reusable(root, KIND, params, overwrite=overwrite, progress=progress)
     if reuse is not None:
-        if progress:
-            progress(n)
         return reuse
     with _store.building(root) as tmp:
         texts = map_chunks(_write_chunk, chunked(n, _CHUNK), (params,), workers=workers, progress=progress)

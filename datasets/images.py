@@ -24,12 +24,7 @@ def class_name(label: int) -> str:
 
 
 def _check(n: int, classes: int, size: tuple[int, int], quality: int, fractions: dict[str, float]) -> None:
-    if not isinstance(n, int) or n <= 0:
-        raise ConfigError(f"n must be a positive number of images, got {n!r}")
-    if not isinstance(classes, int) or classes <= 0:
-        raise ConfigError(f"classes must be a positive integer, got {classes!r}")
-    if classes > n:
-        raise ConfigError(f"classes ({classes}) must not exceed n ({n}): every class needs at least one image")
+    _store.check_counts(n, classes, "image")
     if len(size) != 2 or min(size) < 32:
         raise ConfigError(f"size must be (width, height) of at least 32 pixels each, got {size!r}")
     if not 1 <= quality <= 100:
@@ -138,10 +133,8 @@ def make_image_folder(
         "spread": spread,
         **fractions,
     }
-    reuse = _store.existing(root, KIND, params, overwrite=overwrite)
+    reuse = _store.reusable(root, KIND, params, overwrite=overwrite, progress=progress)
     if reuse is not None:
-        if progress:
-            progress(n)
         return reuse
     with _store.building(root) as tmp:
         for label in range(classes):
