@@ -1,20 +1,52 @@
-"""feedbench's framework-neutral harness: errors, cache, the TensorFlow import, the CLI."""
+"""feedbench's framework-neutral harness: the consumer loop, workloads, metrics, results,
+isolation, errors and the CLI.
+
+Importing this package loads neither torch nor TensorFlow; :func:`measure` (which needs
+torch) is imported on first use.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from feedbench.pipelines._cache import cache_dir
 from feedbench.pipelines.errors import ConfigError, DatasetError, FeedbenchError, MissingDependencyError
+from feedbench.pipelines.isolation import RunSpec, run_isolated
+from feedbench.pipelines.metrics import steady_state
+from feedbench.pipelines.result import RunResult
+from feedbench.pipelines.workloads import Emulated, Workload, parse_workload
 
 try:
     __version__ = version("feedbench")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
+_FROM_CONSUMER = ("LoaderError", "LoaderTimeout", "measure", "resolve_device")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_CONSUMER:  # imports torch: only when asked for
+        from feedbench.pipelines import consumer
+
+        return getattr(consumer, name)
+    raise AttributeError(f"module 'feedbench.pipelines' has no attribute {name!r}")
+
+
 __all__ = [
     "ConfigError",
     "DatasetError",
+    "Emulated",
     "FeedbenchError",
+    "LoaderError",
+    "LoaderTimeout",
     "MissingDependencyError",
+    "RunResult",
+    "RunSpec",
+    "Workload",
     "__version__",
     "cache_dir",
+    "measure",
+    "parse_workload",
+    "resolve_device",
+    "run_isolated",
+    "steady_state",
 ]

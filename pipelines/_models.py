@@ -1,0 +1,343 @@
+"""Model workloads: real training steps of torchvision's ResNets and a small text classifier.
+
+This module is imported only when a model workload is asked for
+(:func:`feedbench.pipelines.workloads.parse_workload`), so it imports torch at the top;
+torchvision is imported where a ResNet is built, so that a text run does not need it.
+
+On CUDA a step runs under bf16 autocast (the ResNets also in channels_last) and never waits
+for the device: the consumer loop times it with CUDA events, and a host sync per step would
+serialize the host with the device. Input checks that must read the values of a tensor
+(label range, token ids) therefore run once, on the first batch in :meth:`warmup`, on CUDA,
+and on every step elsewhere, where reading a tensor costs nothing of note. Checks of
+structure, shape and dtype read only metadata and run on every step everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from feedbench.pipelines.errors import ConfigError, MissingDependencyError
+from feedbench.pipelines.workloads import Workload
+
+# torchvision's ImageNet channel statistics, for uint8 images normalized on the device.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The smallest vocabulary sized from a first batch: room for ids that the batch did not show.
+MIN_VOCAB_SIZE = 32768
+EMBEDDING_DIM = 64
+
+
+class _TrainingStep(Workload):
+    """What the model workloads share: the device flags, the loss, the optimizer step.
+
+    Attributes:
+        num_classes: Classes the model predicts; labels must lie in ``[0, num_classes)``.
+        model: The ``nn.Module`` being trained (None until built).
+        optimizer: Its optimizer (None until built).
+        last_loss: The loss of the latest step, a detached scalar tensor on the device
+            (reading it waits for the step on CUDA).
+    """
+
+    def __init__(self, *, num_classes: int) -> None:
+        _require_positive_int("num_classes", num_classes)
+        self.num_classes = num_classes
+        self.model: nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.last_loss: torch.Tensor | None = None
+
+    def setup(self, device: Any) -> None:
+        super().setup(torch.device(device))
+        self._cuda = self.device.type == "cuda"
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self._cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _optimize(self, loss: torch.Tensor) -> None:
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.last_loss = loss.detach()
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        bad = _out_of_range(labels, self.num_classes)
+        if bad is not None:
+            raise ConfigError(
+                f"{self.name}: label {bad} is out of range for num_classes={self.num_classes} "
+                f"(labels must be 0 to {self.num_classes - 1})"
+            )
+
+    def _check_device(self, expected: str, tensors: tuple[torch.Tensor, ...]) -> None:
+        for tensor in tensors:
+            if tensor.device.type != self.device.type:
+                raise ConfigError(
+                    f"{expected}; got a batch on {tensor.device.type}, not on the workload's device {self.device}"
+                )
+
+
+class _ResNet(_TrainingStep):
+    """A training step of a torchvision ResNet on ``(images [B,3,H,W], labels [B])``.
+
+    Images are float (already normalized) or uint8 in [0, 255], which the step normalizes
+    with the ImageNet statistics on the device. NCHW with channels_last strides (an NHWC
+    tensor permuted) is accepted as is. SGD (lr 0.1, momentum 0.9) and cross-entropy; on
+    CUDA, channels_last and bf16 autocast; elsewhere float32. Never downloads weights.
+
+    Args:
+        num_classes: Classes of the final layer.
+    """
+
+    arch = ""
+
+    def __init__(self, *, num_classes: int = 1000) -> None:
+        super().__init__(num_classes=num_classes)
+
+    def setup(self, device: Any) -> None:
+        super().setup(device)
+        builder = getattr(_import_torchvision().models, self.arch)
+        model = builder(weights=None, num_classes=self.num_classes).to(self.device)
+        if self._cuda:
+            # Tensor cores run convolutions in NHWC; NCHW would add a transpose per layer.
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model.train()
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
+        # Scaled by 255 so that a uint8 batch is normalized in one subtract and one divide.
+        self._mean_255 = torch.tensor(IMAGENET_MEAN, device=self.device).mul(255).view(1, 3, 1, 1)
+        self._std_255 = torch.tensor(IMAGENET_STD, device=self.device).mul(255).view(1, 3, 1, 1)
+
+    def warmup(self, batch: Any) -> None:
+        _, labels = self._unpack(batch)
+        self._check_labels(labels)
+        super().warmup(batch)
+
+    def step(self, batch: Any) -> None:
+        images, labels = self._unpack(batch)
+        if not self._cuda:
+            self._check_labels(labels)
+        images = self._prepare(images)
+        with self._autocast():
+            loss = self.loss_fn(self.model(images), labels)
+        self._optimize(loss)
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Float32 images, normalized if they came as uint8; channels_last on CUDA."""
+        if images.dtype == torch.uint8:
+            # Shipping uint8 and normalizing here moves a quarter of the bytes (DESIGN.md).
+            images = (images.float() - self._mean_255) / self._std_255
+        elif images.dtype != torch.float32:
+            images = images.float()
+        if self._cuda:
+            # A no-op for the channels_last views the tf adapter hands over.
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def _unpack(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(images, labels)`` from `batch`, checked by structure, shape and dtype only."""
+        expected = f"{self.name} expects (images [B,3,H,W], labels [B])"
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise ConfigError(f"{expected}; got {_describe(batch)}")
+        images, labels = batch
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+            raise ConfigError(f"{expected}; got images as {_describe(images)}")
+        if not (images.dtype == torch.uint8 or images.is_floating_point()):
+            raise ConfigError(f"{expected} with uint8 or float images; got images as {_describe(images)}")
+        if (
+            not isinstance(labels, torch.Tensor)
+            or labels.dtype != torch.int64
+            or labels.shape != images.shape[:1]
+        ):
+            raise ConfigError(
+                f"{expected} with int64 labels; got labels as {_describe(labels)} for {images.shape[0]} images"
+            )
+        if images.shape[0] == 0:
+            raise ConfigError(f"{expected}; got an empty batch")
+        self._check_device(expected, (images, labels))
+        return images, labels
+
+
+class ResNet18(_ResNet):
+    """ResNet-18 training step (see :class:`_ResNet`)."""
+
+    name = "resnet18"
+    arch = "resnet18"
+
+
+class ResNet50(_ResNet):
+    """ResNet-50 training step (see :class:`_ResNet`)."""
+
+    name = "resnet50"
+    arch = "resnet50"
+
+
+class MeanPoolClassifier(nn.Module):
+    """Token embedding, mean over each sequence's valid tokens, then a linear layer.
+
+    Args:
+        vocab_size: Rows of the embedding.
+        num_classes: Outputs of the linear layer.
+        dim: Embedding width.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, dim: int = EMBEDDING_DIM) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, num_classes]`` for `token_ids` ``[B, T]`` of which `lengths` ``[B]`` are valid."""
+        positions = torch.arange(token_ids.shape[1], device=token_ids.device)
+        valid = positions.unsqueeze(0) < lengths.unsqueeze(1)  # [B, T]
+        # masked_fill, not a multiply: padded positions contribute exact zeros, whatever their ids.
+        embedded = self.embedding(token_ids).masked_fill(~valid.unsqueeze(2), 0.0)
+        # A zero length pools to the zero vector instead of 0 / 0.
+        counts = valid.sum(dim=1, keepdim=True).clamp_min(1)
+        return self.head(embedded.sum(dim=1) / counts)
+
+
+class TextClassifier(_TrainingStep):
+    """A training step of :class:`MeanPoolClassifier` on ``(token_ids, lengths, labels)``.
+
+    Token ids are int64 ``[B, T]`` padded with 0 beyond each length; positions at or beyond a
+    sequence's length are ignored. Adam (lr 1e-3) and cross-entropy; bf16 autocast on CUDA.
+
+    Args:
+        num_classes: Classes of the final layer.
+        vocab_size: Rows of the embedding; None sizes it from the first batch at
+            :meth:`warmup`: the next power of two above its largest id, at least
+            ``MIN_VOCAB_SIZE``.
+    """
+
+    name = "textcls"
+
+    def __init__(self, *, num_classes: int = 2, vocab_size: int | None = None) -> None:
+        super().__init__(num_classes=num_classes)
+        if vocab_size is not None:
+            _require_positive_int("vocab_size", vocab_size)
+        self.vocab_size = vocab_size
+        self._vocab_from_batch = vocab_size is None
+
+    def setup(self, device: Any) -> None:
+        super().setup(device)
+        if self.vocab_size is not None:
+            self._build()
+
+    def warmup(self, batch: Any) -> None:
+        token_ids, lengths, labels = self._unpack(batch)
+        self._check_values(token_ids, lengths, labels)
+        super().warmup(batch)
+
+    def step(self, batch: Any) -> None:
+        token_ids, lengths, labels = self._unpack(batch)
+        if self.model is None or not self._cuda:
+            # Without warm-up the first step sizes the vocabulary itself (one sync on CUDA).
+            self._check_values(token_ids, lengths, labels)
+        with self._autocast():
+            loss = self.loss_fn(self.model(token_ids, lengths), labels)
+        self._optimize(loss)
+
+    def _build(self) -> None:
+        self.model = MeanPoolClassifier(self.vocab_size, self.num_classes).to(self.device).train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+
+    def _check_values(self, token_ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> None:
+        """Checks labels, lengths and ids by value; builds the model first if the vocabulary is unsized."""
+        self._check_labels(labels)
+        seq_len = token_ids.shape[1]
+        bad = _out_of_range(lengths, seq_len + 1)
+        if bad is not None:
+            raise ConfigError(
+                f"{self.name}: length {bad} is out of range for token_ids of length {seq_len} "
+                f"(lengths must be 0 to {seq_len})"
+            )
+        if self.model is None:
+            low, high = _min_max(token_ids)
+            if low < 0:
+                raise ConfigError(f"{self.name}: token id {low} is negative (ids must be 0 or more)")
+            self.vocab_size = max(MIN_VOCAB_SIZE, 1 << high.bit_length())
+            self._build()
+            return
+        bad = _out_of_range(token_ids, self.vocab_size)
+        if bad is not None:
+            sized = " (sized from the first batch)" if self._vocab_from_batch else ""
+            raise ConfigError(
+                f"{self.name}: token id {bad} is out of range for vocab_size={self.vocab_size}{sized}; "
+                f"ids must be 0 to {self.vocab_size - 1}, pass a larger vocab_size"
+            )
+
+    def _unpack(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(token_ids, lengths, labels)`` from `batch`, checked by structure, shape and dtype only."""
+        expected = f"{self.name} expects (token_ids [B,T], lengths [B], labels [B]) of int64"
+        if not isinstance(batch, (tuple, list)) or len(batch) != 3:
+            raise ConfigError(f"{expected}; got {_describe(batch)}")
+        token_ids, lengths, labels = batch
+        if not isinstance(token_ids, torch.Tensor) or token_ids.dim() != 2 or token_ids.dtype != torch.int64:
+            raise ConfigError(f"{expected}; got token_ids as {_describe(token_ids)}")
+        for what, tensor in (("lengths", lengths), ("labels", labels)):
+            shape_ok = isinstance(tensor, torch.Tensor) and tensor.shape == token_ids.shape[:1]
+            if not shape_ok or tensor.dtype != torch.int64:
+                raise ConfigError(
+                    f"{expected}; got {what} as {_describe(tensor)} for {token_ids.shape[0]} sequences"
+                )
+        if token_ids.shape[0] == 0:
+            raise ConfigError(f"{expected}; got an empty batch")
+        self._check_device(expected, (token_ids, lengths, labels))
+        return token_ids, lengths, labels
+
+
+def _out_of_range(values: torch.Tensor, limit: int) -> int | None:
+    """The value of `values` farthest outside ``[0, limit)``, or None if all lie inside.
+
+    Reads the tensor: on CUDA this waits for the device.
+    """
+    if values.numel() == 0:
+        return None
+    low, high = _min_max(values)
+    if high >= limit:
+        return high
+    if low < 0:
+        return low
+    return None
+
+
+def _min_max(values: torch.Tensor) -> tuple[int, int]:
+    """The smallest and largest of the non-empty integer tensor `values`, read in one transfer."""
+    low, high = torch.stack(torch.aminmax(values)).tolist()
+    return low, high
+
+
+def _describe(value: Any) -> str:
+    """A few words on what `value` is, for messages about a batch of the wrong form."""
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {list(value.shape)}"
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    if isinstance(value, (tuple, list)):
+        if all(isinstance(item, torch.Tensor) for item in value):
+            return f"a batch of {len(value)} tensors"
+        kinds = ", ".join(type(item).__name__ for item in value)
+        return f"a {type(value).__name__} of {len(value)} items ({kinds})"
+    return f"a {type(value).__name__}"
+
+
+def _require_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _import_torchvision() -> ModuleType:
+    try:
+        return importlib.import_module("torchvision")
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"the ResNet workloads need torchvision, which cannot be imported ({exc}); "
+            "install it with `pip install torchvision`"
+        ) from exc
