@@ -89,6 +89,9 @@ def _child(spec: RunSpec, conn: Any) -> None:
             cpus = available_cpus()[: spec.cpus]
             os.sched_setaffinity(0, cpus)  # inherited by the loader's workers
             config["cpu_ids"] = cpus
+            # Thread pools sized to the budget (read when torch, TensorFlow and OpenMP start).
+            for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+                os.environ[name] = str(spec.cpus)
             import torch
 
             torch.set_num_threads(spec.cpus)
