@@ -1,8 +1,9 @@
 """`feedbench demo`: the main job on embedded defaults.
 
 For now it makes (or reuses) the default datasets in the cache, reads them back through the
-shard reader, and prints what they hold; the framework comparison joins it when the
-pipelines and the consumer loop exist.
+shard reader, prints what they hold, and checks the consumer loop against producers of known
+cost (the ground truth every figure rests on); the framework comparison joins it when the
+pipelines exist.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="make the default datasets and run what feedbench can measure so far")
     demo.add_argument("--images", type=int, default=None, help="images in the default image set (default 512)")
     demo.add_argument("--documents", type=int, default=None, help="documents in the default corpus (default 2000)")
+    demo.add_argument("--steps", type=int, default=60, help="measured steps per consumer-loop check (default 60)")
     demo.set_defaults(run=run)
 
 
@@ -48,12 +50,38 @@ def run(args: argparse.Namespace) -> list[str]:
         table.add_column(column, justify="left" if column in ("dataset", "state") else "right")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(_loop_check(args.steps))
     return [
         f"datasets in {defaults.data_dir()}",
         "The framework comparison (torch DataLoader vs tf.data through one consumer loop) is not part of "
         "this version yet; `feedbench data --help` makes datasets of your own size."
     ]
+
+
+def _loop_check(steps: int) -> Table:
+    """The consumer loop against producers of known cost: measured beside analytic figures."""
+    from feedbench.pipelines.validate import CASES, run_case
+
+    table = Table(title="consumer loop against ground truth (CPU)")
+    for column in ("producer", "d/c ms", "batch/s (truth)", "starved (truth)", "AU (truth)", "ok"):
+        table.add_column(column, justify="left" if column == "producer" else "right")
+    chosen = [case for case in CASES if case.name in DEMO_CASES]
+    with progress_bar("consumer-loop checks", len(chosen)) as advance:
+        for case in chosen:
+            check = run_case(case, device="cpu", steps=steps)
+            r, t = check.result, check.truth
+            table.add_row(
+                case.name, f"{case.producer_s * 1e3:g}/{case.step_s * 1e3:g}",
+                f"{r.batches_per_s:.1f} ({t.batches_per_s:.1f})", f"{r.starvation:.2f} ({t.starvation:.2f})",
+                f"{r.accelerator_utilization:.2f} ({t.accelerator_utilization:.2f})", "yes" if check.passed else "NO",
+            )
+            advance(1)
+    return table
+
+
+DEMO_CASES = ("sync, producer-bound", "prefetch, consumer-bound", "2 CPU workers, producer-bound")  # one per regime
 
 
 def _row(name: str, dataset, started: float, rows_read: int | None = None) -> tuple[str, ...]:

@@ -96,7 +96,7 @@ class Check:
         )
 
 
-def run_case(case: Case, *, device: str = "cpu", steps: int = 40, warmup: int = 8) -> Check:
+def run_case(case: Case, *, device: str = "cpu", steps: int = 60, warmup: int = 8) -> Check:
     """Measures one case; the warm-up outlasts the producer's prefetch depth."""
     result = measure(case.loader(), workload=f"emulated:{case.step_s * 1e3:g}ms", device=device, steps=steps, warmup=warmup)
     return Check(case, result, case.truth())
@@ -114,7 +114,7 @@ def _row(check: Check) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m feedbench.pipelines.validate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--steps", type=int, default=40, help="measured steps per case (default 40)")
+    parser.add_argument("--steps", type=int, default=60, help="measured steps per case (default 60)")
     parser.add_argument("--json", help="write every case's result and truth to this file")
     args = parser.parse_args(argv)
     print(f"{'case':32} {'batch/s':>8} {'truth':>8} {'error':>7}  {'starv':>6} {'truth':>6}  {'AU':>6} {'truth':>6}")

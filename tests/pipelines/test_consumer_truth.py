@@ -12,7 +12,7 @@ from feedbench.pipelines.validate import CASES, FRACTION_TOLERANCE, THROUGHPUT_T
 def test_measured_steady_state_matches_the_analytic_one(case):
     check = run_case(case, device="cpu")
     result, truth = check.result, check.truth
-    assert result.ok and result.steps == 40 and result.samples == 40 * (4 if case.producer == "workers" else 8)
+    assert result.ok and result.steps == 60 and result.samples == 60 * (4 if case.producer == "workers" else 8)
     assert result.batches_per_s == pytest.approx(truth.batches_per_s, rel=THROUGHPUT_TOLERANCE)
     assert result.samples_per_s == pytest.approx(result.batches_per_s * result.samples / result.steps)
     assert result.starvation == pytest.approx(truth.starvation, abs=FRACTION_TOLERANCE)
