@@ -105,7 +105,8 @@ def scan_image_folder(source: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         files = sorted(
             Path(entry.path)
             for entry in os.scandir(source / name)
-            if entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS)
+            # A dangling link is listed too: reading it fails, which is reported, not hidden.
+            if (entry.is_file() or entry.is_symlink()) and entry.name.lower().endswith(IMAGE_EXTENSIONS)
         )
         if not files:
             raise DatasetError(f"{source / name}: class folder with no image files ({', '.join(IMAGE_EXTENSIONS)})")

@@ -1,0 +1,201 @@
+"""What both image pipelines share without a framework: the configuration, ImageNet
+constants, crop geometry, sources and file checks.
+
+``torch_pipeline`` and ``tf_pipeline`` import this module; neither framework is imported here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from feedbench.datasets.parquet import ParquetShards, scan_image_folder
+from feedbench.pipelines.errors import ConfigError, DatasetError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SCALE = (0.08, 1.0)  # RandomResizedCrop's area range
+RATIO = (3 / 4, 4 / 3)  # and aspect ratio range
+EVAL_RESIZE = 256 / 224  # eval: resize the shorter side to image_size x this, then center crop
+ON_ERROR = ("raise", "skip")
+OUTPUTS = ("float", "uint8")
+
+
+def default_workers() -> int:
+    """One worker per core this process may use, less one for the consumer, at least 1."""
+    return max(1, len(os.sched_getaffinity(0)) - 1)
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """The settings of an image pipeline; the same object drives both frameworks.
+
+    Attributes:
+        train: Train transform (random resized crop, flip) or eval (resize, center crop).
+        batch_size: Images per batch.
+        workers: Parallel decoders: DataLoader worker processes, or tf.data's
+            ``num_parallel_calls`` ("autotune" for AUTOTUNE; torch takes it as the default).
+        prefetch: Batches made ahead: DataLoader ``prefetch_factor`` (per worker), tf.data
+            ``prefetch`` buffer ("autotune" allowed; torch takes it as 2).
+        shuffle: Shuffle the file order every epoch.
+        seed: Seed of the shuffle and of every random crop and flip.
+        image_size: Side of the square output.
+        output: "float" (float32, ImageNet-normalized) or "uint8" (normalize on the device).
+        drop_last: Drop a last short batch; None means "when training".
+        on_error: "raise" (an unreadable image is an error naming its file) or "skip"
+            (dropped and counted).
+    """
+
+    train: bool = True
+    batch_size: int = 64
+    workers: int | str | None = None
+    prefetch: int | str = 2
+    shuffle: bool = True
+    seed: int = 0
+    image_size: int = 224
+    output: str = "float"
+    drop_last: bool | None = None
+    on_error: str = "raise"
+
+    def __post_init__(self) -> None:
+        if self.workers is None:
+            object.__setattr__(self, "workers", default_workers())
+        if self.drop_last is None:
+            object.__setattr__(self, "drop_last", self.train)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("image_size", self.image_size)
+        if self.workers != "autotune":
+            _count("workers", self.workers)
+        if self.prefetch != "autotune":
+            _count("prefetch", self.prefetch)
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
+        if self.on_error not in ON_ERROR:
+            raise ConfigError(f"on_error must be one of {', '.join(ON_ERROR)}, got {self.on_error!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+
+    @property
+    def resize_size(self) -> int:
+        """The shorter side before the eval center crop."""
+        return int(self.image_size * EVAL_RESIZE)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _count(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{name} must be an integer >= 0 or 'autotune', got {value!r}")
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A crop window: top row, left column, height, width."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def random_resized_crop(u: tuple[float, ...], height: int, width: int) -> Crop:
+    """torchvision's RandomResizedCrop window, drawn from uniform numbers in [0, 1).
+
+    Ten tries at an area in SCALE and a log-uniform aspect ratio in RATIO that fit the
+    image, else a center crop of the nearest allowed ratio. `u` holds 4 numbers per try
+    (area, ratio, top, left): 40 in all.
+    """
+    area = height * width
+    log_lo, log_hi = math.log(RATIO[0]), math.log(RATIO[1])
+    for attempt in range(10):
+        a, r, y, x = u[4 * attempt : 4 * attempt + 4]
+        target = area * (SCALE[0] + (SCALE[1] - SCALE[0]) * a)
+        aspect = math.exp(log_lo + (log_hi - log_lo) * r)
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return Crop(int(y * (height - h + 1)), int(x * (width - w + 1)), h, w)
+    ratio = width / height
+    if ratio < RATIO[0]:
+        w, h = width, int(round(width / RATIO[0]))
+    elif ratio > RATIO[1]:
+        h, w = height, int(round(height * RATIO[1]))
+    else:
+        h, w = height, width
+    return Crop((height - h) // 2, (width - w) // 2, h, w)
+
+
+def resized_shorter_side(height: int, width: int, size: int) -> tuple[int, int]:
+    """(height, width) after resizing the shorter side to `size`, as torchvision computes it."""
+    if height <= width:
+        return size, int(size * width / height)
+    return int(size * height / width), size
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where images come from: files of an ImageFolder, or rows of Parquet shards.
+
+    Attributes:
+        kind: "folder" or "parquet".
+        root: The folder or the shards' folder.
+        samples: For "folder": (path, label) per image, in torchvision's order.
+        classes: Class names, label i is classes[i] (folders); None for shards.
+    """
+
+    kind: str
+    root: Path
+    samples: tuple[tuple[str, int], ...] = ()
+    classes: tuple[str, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples) if self.kind == "folder" else len(self.shards())
+
+    def shards(self) -> ParquetShards:
+        return ParquetShards(self.root)
+
+
+def resolve_source(source: str | os.PathLike[str] | Source) -> Source:
+    """An ImageFolder root or a folder of Parquet image shards, as a Source.
+
+    Raises:
+        DatasetError: Missing, empty, a class folder without images, or neither layout.
+    """
+    if isinstance(source, Source):
+        return source
+    root = Path(source)
+    if not root.exists():
+        raise DatasetError(f"{root}: no such image folder or Parquet shards")
+    if root.is_file() and root.suffix == ".parquet" or root.is_dir() and any(root.glob("*.parquet")):
+        shards = ParquetShards(root)
+        missing = {"image", "label"} - set(shards.schema.names)
+        if missing:
+            raise DatasetError(f"{root}: Parquet shards without the column(s) {', '.join(sorted(missing))}")
+        return Source("parquet", root)
+    classes, samples = scan_image_folder(root)
+    return Source("folder", root, tuple((str(p), label) for p, label in samples), tuple(classes))
+
+
+def looks_like_image(data: bytes) -> str | None:
+    """Why `data` cannot be a whole JPEG or PNG, or None if its header and end look right.
+
+    Cheap checks that catch empty, non-image and truncated files before a decoder does
+    (a truncated JPEG lacks its end-of-image marker; libjpeg would decode it with gray
+    filling and a warning).
+    """
+    if not data:
+        return "empty file"
+    if data[:3] == b"\xff\xd8\xff":
+        return None if data.rstrip(b"\x00")[-2:] == b"\xff\xd9" else "truncated JPEG (no end-of-image marker)"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return None if b"IEND" in data[-12:] else "truncated PNG (no IEND chunk)"
+    return "not a JPEG or PNG file"

@@ -1,0 +1,233 @@
+"""The image pipeline in PyTorch: a DataLoader over torchvision.io decoding and transforms v2.
+
+Stages, in the order tf_pipeline.py has them: sample list (files or Parquet rows) ->
+shuffle (per epoch, seeded) -> read + decode + transform (in `workers` processes) ->
+batch (collate) -> prefetch (`prefetch` batches per worker) -> pinned memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import functional as F
+
+from feedbench.pipelines.errors import DatasetError
+from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD, ImageConfig, Source, looks_like_image, random_resized_crop, resolve_source
+
+log = logging.getLogger(__name__)
+
+WORKER_TIMEOUT_S = 120.0  # a worker that sends nothing for this long is an error, not a hang
+_UNIFORMS = 41  # 40 for the crop's ten tries, 1 for the flip
+
+
+class _Images(torch.utils.data.Dataset):
+    """Map-style dataset of one sample per (epoch, index) key: bytes -> transformed image.
+
+    A sample that cannot be read or decoded comes back as (None, label, reason) rather than
+    raising in the worker, so that the loader can raise in the main process naming the file
+    ("raise") or drop and count it ("skip").
+    """
+
+    def __init__(self, source: Source, cfg: ImageConfig) -> None:
+        self.source, self.cfg = source, cfg
+        self._shards = source.shards() if source.kind == "parquet" else None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _read(self, index: int) -> tuple[bytes | None, int, str, str | None]:
+        """(bytes, label, name, problem) of sample `index`."""
+        if self._shards is None:
+            path, label = self.source.samples[index]
+            try:
+                with open(path, "rb") as handle:
+                    return handle.read(), label, path, None
+            except OSError as exc:
+                return None, label, path, f"unreadable ({exc.strerror})"
+        row = self._shards.row(index)
+        name = f"{self.source.root} row {index}" + (f" ({row['path']})" if row.get("path") else "")
+        return row["image"], int(row["label"]), name, None
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | None, int, str | None]:
+        epoch, index = key
+        data, label, name, problem = self._read(index)
+        problem = problem or looks_like_image(data)
+        if problem:
+            return None, label, f"{name}: {problem}"
+        try:
+            image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        except RuntimeError as exc:
+            return None, label, f"{name}: cannot decode ({str(exc).splitlines()[0]})"
+        rng = np.random.default_rng([self.cfg.seed, epoch, index])
+        return transform(image, self.cfg, rng.random(_UNIFORMS)), label, None
+
+
+def transform(image: torch.Tensor, cfg: ImageConfig, u: np.ndarray) -> torch.Tensor:
+    """The train or eval transform of one decoded uint8 RGB image [3, H, W].
+
+    Args:
+        image: Decoded image.
+        cfg: The pipeline's configuration.
+        u: 41 uniform numbers in [0, 1): the crop's ten tries and the flip (train only).
+    """
+    size = [cfg.image_size, cfg.image_size]
+    if cfg.train:
+        crop = random_resized_crop(tuple(u[:40]), image.shape[-2], image.shape[-1])
+        image = F.resized_crop(image, crop.top, crop.left, crop.height, crop.width, size, antialias=True)
+        if u[40] < 0.5:
+            image = F.horizontal_flip(image)
+    else:
+        image = F.center_crop(F.resize(image, [cfg.resize_size], antialias=True), size)
+    if cfg.output == "uint8":
+        return image.contiguous()
+    return F.normalize(F.to_dtype(image, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
+
+
+class _EpochSampler(torch.utils.data.Sampler):
+    """Yields (epoch, index) keys; each pass over it is the next epoch.
+
+    With `shuffle`, the order is a permutation drawn from (seed, epoch): reproducible for a
+    seed whatever the number of workers. Parquet rows are shuffled in blocks (row groups
+    in random order, rows shuffled within each), so a batch reads one or two row groups.
+    """
+
+    def __init__(self, source: Source, cfg: ImageConfig) -> None:
+        self.n, self.shuffle, self.seed = len(source), cfg.shuffle, cfg.seed
+        self.groups = [(g.start, g.rows) for g in source.shards().groups] if source.kind == "parquet" else None
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _order(self, rng: np.random.Generator) -> np.ndarray:
+        if self.groups is None:
+            return rng.permutation(self.n)
+        blocks = [start + rng.permutation(rows) for start, rows in self.groups]
+        return np.concatenate([blocks[k] for k in rng.permutation(len(blocks))])
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        order = self._order(np.random.default_rng([self.seed, epoch])) if self.shuffle else range(self.n)
+        for index in order:
+            yield epoch, int(index)
+
+
+def _collate(samples: list[tuple[torch.Tensor | None, int, str | None]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Stacks the good samples into one images tensor; keeps the reasons for the bad ones."""
+    good = [(image, label) for image, label, _ in samples if image is not None]
+    problems = [problem for _, _, problem in samples if problem is not None]
+    if good:
+        images = torch.stack([image for image, _ in good])
+    else:
+        images = torch.empty((0,) + tuple(samples[0][0].shape if samples[0][0] is not None else (3, 0, 0)))
+    labels = torch.tensor([label for _, label in good], dtype=torch.int64)
+    return images, labels, problems
+
+
+class ImageLoader(torch.utils.data.DataLoader):
+    """A DataLoader of (images [B, 3, S, S], labels int64 [B]) that handles bad images in
+    the main process: "raise" raises DatasetError naming the file; "skip" drops and counts
+    it (``skipped``, also read by ``feedbench.pipelines.measure`` into RunResult.skipped)."""
+
+    def __init__(self, dataset: _Images, cfg: ImageConfig, **kwargs: Any) -> None:
+        super().__init__(dataset, **kwargs)
+        self.config = cfg
+        self.skipped = 0
+
+    @property
+    def feedbench_skipped(self) -> int:
+        return self.skipped
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels, problems in super().__iter__():
+            if problems:
+                if self.config.on_error == "raise":
+                    raise DatasetError(problems[0])
+                self.skipped += len(problems)
+                for problem in problems:
+                    log.warning("skipped %s", problem)
+            if len(labels):
+                yield images, labels
+
+
+def build_torch_loader(source: str | os.PathLike[str] | Source, cfg: ImageConfig) -> ImageLoader:
+    """The DataLoader for `source` under `cfg` (see :func:`torch_loader`)."""
+    resolved = resolve_source(source)
+    workers = os.cpu_count() if cfg.workers == "autotune" else cfg.workers
+    prefetch = 2 if cfg.prefetch == "autotune" else cfg.prefetch
+    sampler = torch.utils.data.BatchSampler(_EpochSampler(resolved, cfg), cfg.batch_size, cfg.drop_last)
+    return ImageLoader(
+        _Images(resolved, cfg),
+        cfg,
+        batch_sampler=sampler,
+        collate_fn=_collate,
+        num_workers=workers,
+        prefetch_factor=max(1, prefetch) if workers else None,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        timeout=WORKER_TIMEOUT_S if workers else 0,
+        # Forked workers inherit TensorFlow's thread pools, which do not survive a fork.
+        multiprocessing_context="spawn" if workers and "tensorflow" in sys.modules else None,
+    )
+
+
+def torch_loader(
+    source: str | os.PathLike[str] | Source,
+    *,
+    train: bool = True,
+    batch_size: int = 64,
+    workers: int | str | None = None,
+    prefetch: int | str = 2,
+    shuffle: bool = True,
+    seed: int = 0,
+    image_size: int = 224,
+    output: str = "float",
+    drop_last: bool | None = None,
+    on_error: str = "raise",
+) -> ImageLoader:
+    """An ImageNet-style image DataLoader: the torch half of a mirrored pair.
+
+    Train: decode, RandomResizedCrop to `image_size` (scale 0.08-1, ratio 3/4-4/3), random
+    horizontal flip, float conversion and ImageNet normalization. Eval: resize the shorter
+    side to `image_size` x 256/224, center crop, normalize. Grayscale, CMYK and PNG images
+    come out RGB. Batches are ``(images [B, 3, S, S] NCHW, labels int64 [B])``, float32 or
+    uint8 (`output="uint8"`: normalize on the device; the consumer loop's workloads do).
+
+    The keywords mean what they mean for :func:`feedbench.vision.tf_dataset`; differences
+    that cannot be avoided: `workers` are processes here (threads in tf.data),
+    `prefetch` counts batches per worker (DataLoader ``prefetch_factor``), "autotune" for
+    `workers` means one per core and for `prefetch` means 2 (torch has no autotuning); the
+    crops drawn for a seed differ from tf's (other random streams) and torchvision's and
+    TensorFlow's antialiased resize kernels differ slightly (docs/vision.md measures it).
+
+    Args:
+        source: An ImageFolder root (yours, only read) or a folder of Parquet image shards.
+        train: Train transform (random) or eval transform (deterministic).
+        batch_size: Images per batch.
+        workers: DataLoader worker processes; None: one per core less one; 0: in process.
+        prefetch: Batches each worker makes ahead.
+        shuffle: Reshuffle every epoch (seeded).
+        seed: Seed of the shuffle, crops and flips: the same seed gives the same batches.
+        image_size: Output side.
+        output: "float" or "uint8".
+        drop_last: Drop the last short batch; None: when training.
+        on_error: "raise" or "skip" for images that cannot be read or decoded.
+
+    Raises:
+        ConfigError: A keyword out of range.
+        DatasetError: The source is missing or empty; in iteration, a bad image ("raise").
+    """
+    cfg = ImageConfig(
+        train=train, batch_size=batch_size, workers=workers, prefetch=prefetch, shuffle=shuffle, seed=seed,
+        image_size=image_size, output=output, drop_last=drop_last, on_error=on_error,
+    )
+    return build_torch_loader(source, cfg)
+
+
