@@ -1,24 +1,9 @@
-"""Small image datasets for the pipeline tests, made once per session."""
+"""Damaged image folders for the pipeline tests."""
 
 import os
 import shutil
 
 import pytest
-
-from feedbench.datasets import make_image_folder, make_image_shards
-
-
-@pytest.fixture(scope="session")
-def small_folder(tmp_path_factory):
-    """24 images of about 96x72 in 3 classes, with grayscale, CMYK and PNG files among them."""
-    root = tmp_path_factory.mktemp("vision") / "folder"
-    return make_image_folder(root, 24, classes=3, seed=11, size=(96, 72), gray_fraction=0.15, png_fraction=0.15,
-                             cmyk_fraction=0.15, workers=1)
-
-
-@pytest.fixture(scope="session")
-def small_shards(small_folder, tmp_path_factory):
-    return make_image_shards(small_folder.root, tmp_path_factory.mktemp("vision") / "shards", rows_per_group=8)
 
 
 @pytest.fixture()
