@@ -1,27 +1,28 @@
 """Image preprocessing, one module per framework, same semantics.
 
 :func:`torch_loader` (PyTorch DataLoader, torchvision transforms v2) and :func:`tf_dataset`
-(tf.data) take the same keywords and give the same batches; each imports its framework
-only when called.
+(tf.data) take the same keywords and give the same batches. Each is imported on first
+use, so asking for one never imports the other framework.
 """
 
 from typing import Any
 
 from feedbench.vision._common import ImageConfig
 
-
-def torch_loader(source: Any, **keywords: Any):
-    """See :func:`feedbench.vision.torch_pipeline.torch_loader`."""
-    from feedbench.vision.torch_pipeline import torch_loader as build
-
-    return build(source, **keywords)
-
-
-def tf_dataset(source: Any, **keywords: Any):
-    """See :func:`feedbench.vision.tf_pipeline.tf_dataset`."""
-    from feedbench.vision.tf_pipeline import tf_dataset as build
-
-    return build(source, **keywords)
+_LAZY = {
+    "torch_loader": "feedbench.vision.torch_pipeline",
+    "build_torch_loader": "feedbench.vision.torch_pipeline",
+    "tf_dataset": "feedbench.vision.tf_pipeline",
+    "build_tf_dataset": "feedbench.vision.tf_pipeline",
+}
 
 
-__all__ = ["ImageConfig", "tf_dataset", "torch_loader"]
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'feedbench.vision' has no attribute {name!r}")
+
+
+__all__ = ["ImageConfig", "build_tf_dataset", "build_torch_loader", "tf_dataset", "torch_loader"]
