@@ -149,10 +149,12 @@ def run_isolated(spec: RunSpec) -> RunResult:
     process = context.Process(target=_child, args=(spec, sender), name="feedbench-run")
     process.start()
     sender.close()
-    data = None
+    data, timed_out = None, False
     try:
         if receiver.poll(spec.limit_s):
             data = receiver.recv()
+        else:
+            timed_out = True
     except (EOFError, OSError):
         data = None  # the child died: its exit code says how
     finally:
@@ -162,8 +164,8 @@ def run_isolated(spec: RunSpec) -> RunResult:
         if process.is_alive():
             _kill_tree(process.pid)
         return RunResult.from_dict(data)
-    timed_out = process.is_alive()
     if timed_out:
         _kill_tree(process.pid)
+    # The pipe closes a moment before the exit status exists: wait for it, do not guess.
     process.join(30)
     return RunResult.failed(_reason(process.exitcode, spec.limit_s, timed_out), config=spec.recorded())
