@@ -10,6 +10,7 @@ dataset is never written into or deleted.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
@@ -212,7 +213,7 @@ def reusable(root: Path, kind: str, params: Mapping[str, Any], *, overwrite: boo
 def _remove_stale_temps(root: Path) -> None:
     """Removes temporary folders that a crashed generation of `root` left behind."""
     prefix = f".{root.name}{_TMP_TAG}"
-    for path in root.parent.glob(prefix + "*"):
+    for path in root.parent.glob(glob.escape(prefix) + "*"):
         pid = path.name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             log.info("removing %s, left by an interrupted generation", path)
@@ -258,6 +259,9 @@ def building(root: Path) -> Iterator[Path]:
 def _install(tmp: Path, root: Path) -> None:
     """Moves the finished `tmp` to `root`, replacing an empty folder or an old dataset."""
     old = None
+    if root.exists() and any(root.iterdir()) and read_manifest(root) is None:
+        # Someone put files there while this dataset was being made: leave them alone.
+        raise DatasetError(f"{root}: changed during generation and is not a feedbench dataset; nothing was replaced")
     if root.exists() and any(root.iterdir()):
         old = root.parent / f".{root.name}.feedbench-old-{secrets.token_hex(4)}"
         root.rename(old)

@@ -148,6 +148,9 @@ def make_image_shards(
         progress: Called with a count of images as they are packed.
     """
     source, out = Path(source).resolve(), Path(out)
+    target = out.resolve()
+    if target == source or source.is_relative_to(target) or target.is_relative_to(source):
+        raise ConfigError(f"out {out} overlaps the source folder {source}: choose a folder outside it")
     classes, samples = scan_image_folder(source)
     params = {
         "source": str(source),

@@ -20,7 +20,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-_FROM_CONSUMER = ("LoaderError", "LoaderTimeout", "measure", "resolve_device")
+_FROM_CONSUMER = ("LoaderError", "LoaderTimeout", "WorkloadError", "measure", "resolve_device")
 
 
 def __getattr__(name: str) -> Any:
@@ -42,6 +42,7 @@ __all__ = [
     "RunResult",
     "RunSpec",
     "Workload",
+    "WorkloadError",
     "__version__",
     "cache_dir",
     "measure",

@@ -68,6 +68,8 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         if device.type != "cuda":
             return batch.to(device)
+        if batch.device.type != "cpu":  # already on a GPU (a GPU decoder, say): nothing to pin
+            return batch.to(device, non_blocking=True)
         if not batch.is_pinned():
             batch = batch.pin_memory()
         return batch.to(device, non_blocking=True)

@@ -41,6 +41,8 @@ class TreeSampler:
         self.peak_pss_bytes = 0
         self._cpu_at_mark: dict[int, float] = {}
         self._cpu_last: dict[int, float] = {}
+        self._cpu_last_at_stop: dict[int, float] = {}
+        self._mark_t = self._stop_t = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._root = psutil.Process()
@@ -52,20 +54,36 @@ class TreeSampler:
         return self
 
     def mark(self) -> None:
-        """Starts the CPU accounting of the measured window."""
+        """Starts the CPU accounting of the measured window; call it just before the window.
+
+        PSS is read first, then the CPU times (cheap) and the clock, so that the PSS sweep
+        (milliseconds per process) falls outside the accounted interval.
+        """
         with self._lock:
             self._sample_locked(pss=True)
+            self._sample_locked()
             self._cpu_at_mark = dict(self._cpu_last)
+            self._mark_t = time.perf_counter()
 
     def stop(self) -> None:
+        """Ends the sampling: CPU times and the clock first, then a last PSS reading."""
         self._stop.set()
         self._thread.join()
-        self._sample(pss=True)
+        with self._lock:
+            self._sample_locked()
+            self._stop_t = time.perf_counter()
+            self._cpu_last_at_stop = dict(self._cpu_last)
+            self._sample_locked(pss=True)
 
     def cpu_seconds(self) -> float:
-        """CPU seconds the tree used since :meth:`mark` (processes new since then in full)."""
+        """CPU seconds the tree used between :meth:`mark` and :meth:`stop` (new processes in full)."""
         with self._lock:
-            return sum(cpu - self._cpu_at_mark.get(pid, 0.0) for pid, cpu in self._cpu_last.items())
+            return sum(cpu - self._cpu_at_mark.get(pid, 0.0) for pid, cpu in self._cpu_last_at_stop.items())
+
+    def cpu_util(self) -> float:
+        """Cores busy on average between :meth:`mark` and :meth:`stop` (2.0: two cores)."""
+        interval = self._stop_t - self._mark_t
+        return self.cpu_seconds() / interval if interval > 0 else float("nan")
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -7,6 +7,7 @@ are computed from.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
@@ -21,7 +22,7 @@ import torch
 from feedbench.pipelines import metrics
 from feedbench.pipelines._batch import batch_size, to_device, to_torch
 from feedbench.pipelines._sampler import TreeSampler
-from feedbench.pipelines.errors import ConfigError, FeedbenchError
+from feedbench.pipelines.errors import ConfigError, FeedbenchError, one_line
 from feedbench.pipelines.result import RunResult
 from feedbench.pipelines.workloads import Workload, parse_workload
 
@@ -38,6 +39,10 @@ class LoaderError(FeedbenchError):
 
 class LoaderTimeout(LoaderError):
     """No batch arrived within the timeout."""
+
+
+class WorkloadError(FeedbenchError):
+    """The workload raised; the message names the step."""
 
 
 class _Fetcher:
@@ -119,8 +124,8 @@ def _check(steps: int | None, seconds: float | None, warmup: int, timeout: float
             raise ConfigError(f"{name} must be positive, got {value!r}")
     if steps is not None and int(steps) != steps:
         raise ConfigError(f"steps must be a whole number, got {steps!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ConfigError(f"warmup must be a whole number of steps >= 0, got {warmup!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
+        raise ConfigError(f"warmup must be a whole number of steps >= 1 (the first batch warms the workload up), got {warmup!r}")
     if not timeout > 0:
         raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
     return DEFAULT_STEPS if steps is None and seconds is None else steps
@@ -179,8 +184,11 @@ def measure(
     settings = {"workload": work.describe(), "device": str(dev), "steps": steps, "seconds": seconds,
                 "warmup": warmup, "timeout": timeout, **dict(config or {})}
     loop = _Loop(batches, work, dev, timeout)
+    # Events, the emulated kernel and the workload's launches go to the current device.
+    on_device = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
     try:
-        return loop.run(steps, seconds, warmup, cycle, settings)
+        with on_device:
+            return loop.run(steps, seconds, warmup, cycle, settings)
     finally:
         loop.close()
 
@@ -216,7 +224,7 @@ class _Loop:
         except queue.Empty:
             raise LoaderTimeout(f"no batch from the loader after {self.timeout:g} s at {self._where()}") from None
         if kind == "error":
-            raise LoaderError(f"the loader raised at {self._where()}: {type(value).__name__}: {value}") from value
+            raise LoaderError(f"the loader raised at {self._where()}: {type(value).__name__}: {one_line(value)}") from value
         return kind, value
 
     def _start_epoch(self) -> None:
@@ -261,13 +269,15 @@ class _Loop:
         ttfb_s = time.perf_counter() - started
         batch, _ = self.prepare(first)
         on_device = to_device(batch, self.device)
-        self.workload.warmup(on_device)  # before the loader's warm-up, apart from it
-        self.workload.step(on_device)  # the first batch is warm-up step 1
+        self._work(self.workload.warmup, on_device)  # before the loader's warm-up, apart from it
+        self.synchronize()
+        pending: list[Any] = []
+        self._paced_step(on_device, pending)  # the first batch is warm-up step 1
         for _ in range(warmup - 1):
             raw = self.fetch()
             if raw is None:
                 raise LoaderError(f"the loader ended after {self.step_number - 1} batches, within the {warmup} warm-up steps")
-            self.workload.step(to_device(self.prepare(raw)[0], self.device))
+            self._paced_step(to_device(self.prepare(raw)[0], self.device), pending)
         self.synchronize()
         timings, stop_reason, window_s = self._measure(steps, seconds)
         self.sampler.stop()
@@ -278,11 +288,11 @@ class _Loop:
     def _measure(self, steps: int | None, seconds: float | None) -> tuple[_Steps, str, float]:
         timings = _Steps()
         clock = time.perf_counter
+        self.sampler.mark()  # before the window: its PSS sweep must not count as idle time
         if self.cuda:
             window_start = torch.cuda.Event(enable_timing=True)
             window_start.record()
             timings.cuda_events.append((None, None, window_start))
-        self.sampler.mark()
         t0 = clock()
         stop_reason = "steps"
         while steps is None or len(timings.wait) < steps:
@@ -305,12 +315,32 @@ class _Loop:
                 copied = clock()
                 on_device = to_device(batch, self.device)
                 computed = clock()
-                self.workload.step(on_device)
+                self._work(self.workload.step, on_device)
                 done = clock()
                 timings.h2d.append(computed - copied)
                 timings.compute.append(done - computed)
         self.synchronize()
         return timings, stop_reason, clock() - t0
+
+    def _work(self, call: Any, batch: Any) -> None:
+        """Runs a workload call; its errors name the step."""
+        try:
+            call(batch)
+        except FeedbenchError:
+            raise
+        except Exception as exc:
+            raise WorkloadError(f"the workload raised at {self._where()}: {type(exc).__name__}: {one_line(exc)}") from exc
+
+    def _paced_step(self, batch: Any, pending: list[Any]) -> None:
+        """A warm-up step; on CUDA at most _IN_FLIGHT queued, as in the window, so that the
+        warm-up does not let the loader's buffers fill while the device catches up."""
+        if self.cuda and len(pending) >= _IN_FLIGHT:
+            pending.pop(0).synchronize()
+        self._work(self.workload.step, batch)
+        if self.cuda:
+            done = torch.cuda.Event()
+            done.record()
+            pending.append(done)
 
     def _cuda_step(self, batch: Any, timings: _Steps) -> None:
         if len(timings.cuda_events) >= _IN_FLIGHT:
@@ -319,7 +349,7 @@ class _Loop:
         events[0].record()
         on_device = to_device(batch, self.device)
         events[1].record()
-        self.workload.step(on_device)
+        self._work(self.workload.step, on_device)
         events[2].record()
         timings.cuda_events.append(events)
 
@@ -357,7 +387,7 @@ class _Loop:
             peak_rss_bytes=self.sampler.peak_rss_bytes,
             peak_pss_bytes=self.sampler.peak_pss_bytes,
             peak_device_bytes=torch.cuda.max_memory_allocated(self.device) if self.cuda else None,
-            cpu_util=self.sampler.cpu_seconds() / window_s if window_s > 0 else math.nan,
+            cpu_util=self.sampler.cpu_util(),
             skipped=_skipped(self.batches),
             config=settings,
         )

@@ -19,3 +19,15 @@ class DatasetError(FeedbenchError):
 
 class MissingDependencyError(FeedbenchError, ImportError):
     """A framework or library that this code path needs is not installed."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line.
+
+    A DataLoader re-raises a worker's exception with the worker's whole traceback in the
+    message; its last line is the original error.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[-1] if "Original Traceback" in str(exc) else lines[0]

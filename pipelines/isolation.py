@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from feedbench.pipelines.errors import ConfigError
+from feedbench.pipelines.errors import ConfigError, one_line
 from feedbench.pipelines.result import RunResult
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,11 @@ def _name(loader: Callable[..., Any]) -> str:
 
 def _child(spec: RunSpec, conn: Any) -> None:
     """The subprocess: pin, build the loader, measure, send the result as a dict."""
-    from feedbench.pipelines.consumer import measure
-
+    os.setpgid(0, 0)  # its own process group, so that the parent can end all it started
     config = spec.recorded()
     try:
+        from feedbench.pipelines.consumer import measure
+
         if spec.cpus is not None:
             cpus = available_cpus()[: spec.cpus]
             os.sched_setaffinity(0, cpus)  # inherited by the loader's workers
@@ -107,7 +109,7 @@ def _child(spec: RunSpec, conn: Any) -> None:
         )
     except Exception as exc:  # the parent gets a failed result, not a traceback
         log.debug("isolated run failed", exc_info=True)
-        result = RunResult.failed(f"{type(exc).__name__}: {exc}", config=config)
+        result = RunResult.failed(f"{type(exc).__name__}: {one_line(exc)}", config=config)
     conn.send(result.to_dict())
     conn.close()
 
@@ -122,11 +124,20 @@ def _reason(exitcode: int | None, limit_s: float, timed_out: bool) -> str:
     return f"the run's process exited with status {exitcode} before it reported"
 
 
+def _kill_group(pid: int) -> None:
+    """Kills the run's process group: what it started, even after the run itself died."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+
+
 def _kill_tree(pid: int) -> None:
     try:
         root = psutil.Process(pid)
         processes = [*root.children(recursive=True), root]
     except psutil.NoSuchProcess:
+        _kill_group(pid)
         return
     for process in processes:
         try:
@@ -139,7 +150,8 @@ def _kill_tree(pid: int) -> None:
 def run_isolated(spec: RunSpec) -> RunResult:
     """Runs one measured run in a fresh spawned subprocess and returns its RunResult.
 
-    Never raises for what happens in the child: a crash, a kill (the out-of-memory killer
+    Raises ConfigError only when the spec cannot be sent to the child (an unpicklable
+    loader factory, such as a lambda). Never raises for what happens in the child: a crash, a kill (the out-of-memory killer
     sends SIGKILL) or a run past ``spec.limit_s`` becomes ``RunResult.failed`` with the
     reason, and the child's whole process tree is gone when this returns.
     """
@@ -147,7 +159,12 @@ def run_isolated(spec: RunSpec) -> RunResult:
     receiver, sender = context.Pipe(duplex=False)
     # Not daemonic: the run's DataLoader starts worker processes of its own.
     process = context.Process(target=_child, args=(spec, sender), name="feedbench-run")
-    process.start()
+    try:
+        process.start()  # pickles the spec here, in the parent
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        receiver.close()
+        sender.close()
+        raise ConfigError(f"RunSpec.loader {_name(spec.loader)} cannot be sent to a spawned run: {exc}") from exc
     sender.close()
     data, timed_out = None, False
     try:
@@ -163,9 +180,11 @@ def run_isolated(spec: RunSpec) -> RunResult:
         process.join(30)
         if process.is_alive():
             _kill_tree(process.pid)
+        _kill_group(process.pid)
         return RunResult.from_dict(data)
     if timed_out:
         _kill_tree(process.pid)
     # The pipe closes a moment before the exit status exists: wait for it, do not guess.
     process.join(30)
+    _kill_group(process.pid)  # workers of a run that crashed were left without a parent
     return RunResult.failed(_reason(process.exitcode, spec.limit_s, timed_out), config=spec.recorded())

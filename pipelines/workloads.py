@@ -80,8 +80,7 @@ class Emulated(Workload):
 
     def setup(self, device: Any) -> None:
         super().setup(device)
-        if device.type == "cuda":
-            self.cycles_per_s = _calibrate_cuda_sleep()
+        self.cycles_per_s = _calibrate_cuda_sleep() if device.type == "cuda" else None
 
     def step(self, batch: Any) -> None:
         if self.cycles_per_s is None:
@@ -99,22 +98,28 @@ def _format_ms(seconds: float) -> str:
 def _calibrate_cuda_sleep(target_s: float = 0.05, rounds: int = 5) -> float:
     """GPU clock cycles per second that ``torch.cuda._sleep`` spins, from CUDA events.
 
-    Times a spin of about `target_s` several times after a first guess and takes the
-    median, so that clock ramp-up at start-up does not enter the figure.
+    The GPU is first kept busy for about 0.2 s (lazy kernel loading, clocks ramping up),
+    then each round times two spins, of about `target_s` and twice that, and takes the
+    slope, which cancels the fixed cost of a launch; the median of the rounds is the rate.
     """
     import torch
 
-    def cycles_per_s(cycles: int) -> float:
+    def seconds(cycles: int) -> float:
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         torch.cuda._sleep(cycles)
         end.record()
         end.synchronize()
-        return cycles / (start.elapsed_time(end) / 1e3)
+        return start.elapsed_time(end) / 1e3
 
-    guess = cycles_per_s(1_000_000)
-    samples = sorted(cycles_per_s(int(guess * target_s)) for _ in range(rounds))
-    return samples[len(samples) // 2]
+    seconds(1_000_000)
+    guess = 1_000_000 / seconds(1_000_000)
+    seconds(int(guess * 0.2))  # warm: clocks up before the rounds that count
+    rates = []
+    for _ in range(rounds):
+        short, long = int(guess * target_s), int(guess * 2 * target_s)
+        rates.append((long - short) / (seconds(long) - seconds(short)))
+    return sorted(rates)[len(rates) // 2]
 
 
 def parse_workload(spec: str | Workload) -> Workload:

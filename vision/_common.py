@@ -75,8 +75,8 @@ class ImageConfig:
             raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
         if self.on_error not in ON_ERROR:
             raise ConfigError(f"on_error must be one of {', '.join(ON_ERROR)}, got {self.on_error!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
 
     @property
     def resize_size(self) -> int:
@@ -186,16 +186,19 @@ def resolve_source(source: str | os.PathLike[str] | Source) -> Source:
 
 
 def looks_like_image(data: bytes) -> str | None:
-    """Why `data` cannot be a whole JPEG or PNG, or None if its header and end look right.
+    """Why `data` cannot be a whole image, or None if its header and end look right.
 
     Cheap checks that catch empty, non-image and truncated files before a decoder does
-    (a truncated JPEG lacks its end-of-image marker; libjpeg would decode it with gray
-    filling and a warning).
+    (a truncated JPEG lacks its end-of-image marker, and libjpeg would decode it with gray
+    filling and a warning). JPEG and PNG are checked at both ends; GIF, WebP and BMP by
+    their header only. Bytes after a JPEG's end marker (some cameras add them) are allowed.
     """
     if not data:
         return "empty file"
     if data[:3] == b"\xff\xd8\xff":
-        return None if data.rstrip(b"\x00")[-2:] == b"\xff\xd9" else "truncated JPEG (no end-of-image marker)"
+        return None if b"\xff\xd9" in data[-4096:] else "truncated JPEG (no end-of-image marker)"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return None if b"IEND" in data[-12:] else "truncated PNG (no IEND chunk)"
-    return "not a JPEG or PNG file"
+        return None if b"IEND" in data[-64:] else "truncated PNG (no IEND chunk)"
+    if data[:4] == b"GIF8" or data[:4] == b"RIFF" and data[8:12] == b"WEBP" or data[:2] == b"BM":
+        return None
+    return "not a JPEG or PNG file (nor GIF, WebP or BMP)"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,7 +159,7 @@ class ImageLoader(torch.utils.data.DataLoader):
 def build_torch_loader(source: str | os.PathLike[str] | Source, cfg: ImageConfig) -> ImageLoader:
     """The DataLoader for `source` under `cfg` (see :func:`torch_loader`)."""
     resolved = resolve_source(source)
-    workers = os.cpu_count() if cfg.workers == "autotune" else cfg.workers
+    workers = len(os.sched_getaffinity(0)) if cfg.workers == "autotune" else cfg.workers
     prefetch = 2 if cfg.prefetch == "autotune" else cfg.prefetch
     sampler = torch.utils.data.BatchSampler(_EpochSampler(resolved, cfg), cfg.batch_size, cfg.drop_last)
     return ImageLoader(
@@ -173,8 +172,9 @@ def build_torch_loader(source: str | os.PathLike[str] | Source, cfg: ImageConfig
         persistent_workers=workers > 0,
         pin_memory=torch.cuda.is_available(),
         timeout=WORKER_TIMEOUT_S if workers else 0,
-        # Forked workers inherit TensorFlow's thread pools, which do not survive a fork.
-        multiprocessing_context="spawn" if workers and "tensorflow" in sys.modules else None,
+        # Spawned, not forked: the loop starts workers from its fetch thread while other
+        # threads run, and a fork copies their locks (and TensorFlow's thread pools).
+        multiprocessing_context="spawn" if workers else None,
     )
 
 

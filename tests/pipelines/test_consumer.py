@@ -123,6 +123,7 @@ def test_an_exception_in_warmup_says_warmup():
         ({"steps": -5}, ConfigError, "steps must be positive"),
         ({"seconds": 0}, ConfigError, "seconds must be positive"),
         ({"warmup": -1}, ConfigError, "warmup must be"),
+        ({"warmup": 0}, ConfigError, r"warmup must be a whole number of steps >= 1"),
         ({"device": "tpu"}, ConfigError, "device 'tpu'"),
         ({"batches": _batches(3), "warmup": 5}, LoaderError, r"ended after 3 batches, within the 5 warm-up steps"),
     ],
