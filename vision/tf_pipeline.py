@@ -1,0 +1,420 @@
+"""The image pipeline in tf.data: decoding and transforms as TensorFlow ops in the graph.
+
+Stages, in the order torch_pipeline.py has them: sample list (files, Parquet rows or TFDS
+examples) -> shuffle (per epoch, seeded) -> read + decode + transform (``map`` on
+`workers` threads) -> batch -> prefetch (`prefetch` batches).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from feedbench.datasets.parquet import ParquetShards
+from feedbench.pipelines._tf import import_tensorflow, import_tfds
+from feedbench.pipelines.errors import DatasetError
+from feedbench.vision._common import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RATIO,
+    SCALE,
+    ImageConfig,
+    Source,
+    looks_like_image,
+    resolve_source,
+)
+
+tf = import_tensorflow()
+log = logging.getLogger(__name__)
+
+# The file check reads a file's first and last bytes, as many as _common.looks_like_image
+# looks at (a JPEG's end marker may be followed by up to 4 KiB of a camera's trailer).
+HEAD_BYTES = 16
+TAIL_BYTES = 4096
+SHUFFLE_BATCHES = 8  # shuffle buffer of Parquet rows and TFDS examples, in batches
+_CHECK_THREADS = 16  # opening files is I/O-bound: check a folder's files on threads,
+_CHECK_CHUNK = 256  # this many files a task
+_TRIES = 10  # RandomResizedCrop's attempts, as _common.random_resized_crop makes them
+_UNIFORMS = 4 * _TRIES + 1  # area, ratio, top, left per try; then the flip
+_JPEG_MAGIC = b"\xff\xd8\xff"
+# libjpeg's accurate integer DCT, as torchvision and Pillow decode; TensorFlow's default
+# (the fast DCT) is about 1 grey level off on average and saves only a few percent of the
+# decode time.
+_DCT = "INTEGER_ACCURATE"
+_TFDS_SPLIT = "train"
+
+
+def _file_problem(path: str) -> str | None:
+    """Why the file at `path` cannot be a whole image (looks_like_image), reading only its ends."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size <= HEAD_BYTES + TAIL_BYTES:
+                return looks_like_image(handle.read())
+            head = handle.read(HEAD_BYTES)
+            handle.seek(size - TAIL_BYTES)
+            return looks_like_image(head + handle.read(TAIL_BYTES))
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+
+
+def _chunk_problems(paths: list[str]) -> list[str | None]:
+    return [_file_problem(path) for path in paths]
+
+
+def _checked_samples(source: Source, cfg: ImageConfig) -> tuple[list[tuple[str, int]], int]:
+    """The folder's (path, label) pairs whose files look like images, and how many did not.
+
+    Raises:
+        DatasetError: A bad file under "raise" (the first in file order, named); no good
+            file at all under "skip".
+    """
+    paths = [path for path, _ in source.samples]
+    chunks = [paths[i : i + _CHECK_CHUNK] for i in range(0, len(paths), _CHECK_CHUNK)]
+    with ThreadPoolExecutor(max_workers=min(_CHECK_THREADS, len(chunks))) as pool:
+        problems = [problem for chunk in pool.map(_chunk_problems, chunks) for problem in chunk]
+    bad = [(path, problem) for path, problem in zip(paths, problems) if problem]
+    if bad and cfg.on_error == "raise":
+        path, problem = bad[0]
+        more = f" (and {len(bad) - 1} more bad file(s))" if len(bad) > 1 else ""
+        raise DatasetError(f"{path}: {problem}{more}")
+    for path, problem in bad:
+        log.warning("skipped %s: %s", path, problem)
+    good = [sample for sample, problem in zip(source.samples, problems) if not problem]
+    if not good:
+        raise DatasetError(f"{source.root}: none of its {len(paths)} image files can be read")
+    return good, len(bad)
+
+
+def _files(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, int]:
+    """(path, label) elements of an ImageFolder, in torchvision's order; and the skip count."""
+    samples, skipped = _checked_samples(source, cfg)
+    paths = tf.constant([path for path, _ in samples], tf.string)
+    labels = tf.constant([label for _, label in samples], tf.int64)
+    return tf.data.Dataset.from_tensor_slices((paths, labels)), skipped
+
+
+def _stream_seed(seed: int, stream: str) -> int:
+    """A non-negative int64 seed of its own for each random stream drawn from `seed`."""
+    digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+class _RowReader:
+    """Yields (encoded image, label) of Parquet shards row group by row group, checking the
+    bytes of each row; counts the rows it skips ("skip") or raises naming them ("raise")."""
+
+    def __init__(self, source: Source, cfg: ImageConfig) -> None:
+        shards = source.shards()
+        columns = ["image", "label"] + (["path"] if "path" in shards.schema.names else [])  # names rows
+        self.shards = ParquetShards(source.root, columns=columns)
+        self.cfg = cfg
+        self.skipped = 0
+        self._shard_start: dict[Any, int] = {}  # the dataset row where each shard begins
+        for group in self.shards.groups:
+            self._shard_start.setdefault(group.shard, group.start)
+
+    def _name(self, k: int, offset: int, path: str | None) -> str:
+        group = self.shards.groups[k]
+        row = group.start - self._shard_start[group.shard] + offset
+        return f"{group.shard} row {row}" + (f" ({path})" if path else "")
+
+    def _skip(self, count: int, reason: str) -> None:
+        self.skipped += count
+        log.warning("skipped %s", reason)
+
+    def __call__(self, seed: int) -> Iterator[tuple[bytes, int]]:
+        groups = len(self.shards.groups)
+        order = np.random.default_rng(int(seed) % 2**64).permutation(groups) if self.cfg.shuffle else range(groups)
+        for k in order:
+            try:
+                table = self.shards.read_group(int(k)).to_pydict()
+            except DatasetError as exc:
+                if self.cfg.on_error == "raise":
+                    raise
+                self._skip(self.shards.groups[k].rows, str(exc))
+                continue
+            paths = table.get("path") or [None] * len(table["label"])
+            for offset, (data, label, path) in enumerate(zip(table["image"], table["label"], paths)):
+                problem = looks_like_image(data or b"")
+                if problem is None and label is None:
+                    problem = "no label"
+                if problem:
+                    reason = f"{self._name(int(k), offset, path)}: {problem}"
+                    if self.cfg.on_error == "raise":
+                        raise DatasetError(reason)
+                    self._skip(1, reason)
+                    continue
+                yield data, label
+
+
+def _rows(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, Callable[[], int]]:
+    """(encoded image, label) elements of Parquet shards, row groups in a seeded random order
+    each epoch (file order without `shuffle`); and the count of rows skipped so far."""
+    reader = _RowReader(source, cfg)
+    signature = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int64))
+
+    def rows(seed: tf.Tensor) -> tf.data.Dataset:
+        return tf.data.Dataset.from_generator(reader, args=(seed,), output_signature=signature)
+
+    # One seed per epoch from TensorFlow's seeded stream: no Python state to carry over.
+    seeds = tf.data.Dataset.random(seed=_stream_seed(cfg.seed, "row groups"), rerandomize_each_iteration=True)
+    return seeds.take(1).flat_map(rows), lambda: reader.skipped
+
+
+def _examples(builder: Any) -> tf.data.Dataset:
+    """(encoded image, label) elements of a TFDS builder's "train" split, not decoded."""
+    tfds = import_tfds()
+    features = builder.info.features
+    missing = {"image", "label"} - set(features.keys())
+    if missing:
+        raise DatasetError(f"TFDS dataset {builder.name}: no feature(s) {', '.join(sorted(missing))}")
+    examples = builder.as_dataset(split=_TFDS_SPLIT, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+    return examples.map(lambda example: (example["image"], tf.cast(example["label"], tf.int64)))
+
+
+def _shuffle(elements: tf.data.Dataset, cfg: ImageConfig, buffer: int) -> tf.data.Dataset:
+    """Reshuffled every epoch, the same epochs for the same seed."""
+    if not cfg.shuffle:
+        return elements
+    return elements.shuffle(buffer, seed=_stream_seed(cfg.seed, "shuffle"), reshuffle_each_iteration=True)
+
+
+def _decode(contents: tf.Tensor) -> tf.Tensor:
+    """A JPEG, PNG, GIF (first frame), WebP or BMP, gray, CMYK or with alpha, as uint8 RGB
+    [H, W, 3]."""
+    return tf.cond(
+        tf.strings.substr(contents, 0, 3) == _JPEG_MAGIC,
+        lambda: tf.io.decode_jpeg(contents, channels=3, dct_method=_DCT),
+        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
+    )
+
+
+def _crop_window(u: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """_common.random_resized_crop in the graph: [top, left, height, width] int32.
+
+    The ten tries are drawn at once from `u` (float64 [40]); the first that fits wins,
+    else the center crop of the nearest allowed aspect ratio.
+    """
+    h, w = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
+    area, ratio, y, x = tf.unstack(tf.reshape(u[: 4 * _TRIES], [_TRIES, 4]), axis=1)
+    log_lo, log_hi = math.log(RATIO[0]), math.log(RATIO[1])
+    target = h * w * (SCALE[0] + (SCALE[1] - SCALE[0]) * area)
+    aspect = tf.exp(log_lo + (log_hi - log_lo) * ratio)
+    crop_w, crop_h = tf.round(tf.sqrt(target * aspect)), tf.round(tf.sqrt(target / aspect))
+    fits = (crop_w > 0) & (crop_w <= w) & (crop_h > 0) & (crop_h <= h)
+    tries = tf.stack([tf.floor(y * (h - crop_h + 1)), tf.floor(x * (w - crop_w + 1)), crop_h, crop_w], axis=1)
+    first = tf.reduce_min(tf.where(fits, tf.range(_TRIES), _TRIES))
+    # The fallback: the whole image trimmed to the nearest ratio in RATIO, centered.
+    fall_h = tf.where(w / h < RATIO[0], tf.round(w / RATIO[0]), h)
+    fall_w = tf.where(w / h > RATIO[1], tf.round(h * RATIO[1]), w)
+    fallback = tf.stack([tf.floor((h - fall_h) / 2), tf.floor((w - fall_w) / 2), fall_h, fall_w])
+    window = tf.cond(first < _TRIES, lambda: tries[tf.minimum(first, _TRIES - 1)], lambda: fallback)
+    return tf.cast(window, tf.int32)
+
+
+def _resize(image: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """Antialiased bilinear resize of uint8 RGB, to float32 in [0, 255]."""
+    return tf.image.resize(image, size, method="bilinear", antialias=True)
+
+
+def _decode_train(contents: tf.Tensor, seed: tf.Tensor, cfg: ImageConfig) -> tf.Tensor:
+    """Random resized crop to image_size and random flip, from the stateless `seed` [2];
+    float32 [S, S, 3] in [0, 255].
+
+    A JPEG is decoded only inside its crop window (``decode_and_crop_jpeg``).
+    """
+    u = tf.random.stateless_uniform([_UNIFORMS], seed=seed, dtype=tf.float64)
+
+    def jpeg() -> tf.Tensor:
+        shape = tf.image.extract_jpeg_shape(contents)
+        window = _crop_window(u, shape[0], shape[1])
+        return tf.image.decode_and_crop_jpeg(contents, window, channels=3, dct_method=_DCT)
+
+    def other() -> tf.Tensor:
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        top, left, height, width = tf.unstack(_crop_window(u, tf.shape(image)[0], tf.shape(image)[1]))
+        return image[top : top + height, left : left + width]
+
+    image = tf.cond(tf.strings.substr(contents, 0, 3) == _JPEG_MAGIC, jpeg, other)
+    image = _resize(image, [cfg.image_size, cfg.image_size])
+    return tf.cond(u[4 * _TRIES] < 0.5, lambda: tf.image.flip_left_right(image), lambda: image)
+
+
+def _decode_eval(contents: tf.Tensor, cfg: ImageConfig) -> tf.Tensor:
+    """Shorter side resized to cfg.resize_size, then the center image_size square; float32
+    [S, S, 3] in [0, 255]."""
+    image = _decode(contents)
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
+    short = tf.constant(cfg.resize_size, tf.float64)
+    # _common.resized_shorter_side: int() truncation, as torchvision computes it.
+    new_h = tf.where(h <= w, short, tf.floor(short * h / w))
+    new_w = tf.where(h <= w, tf.floor(short * w / h), short)
+    size = cfg.image_size
+    # torchvision's center_crop anchor: int(round((h - size) / 2.0)), half to even as tf.round.
+    top = tf.cast(tf.round((new_h - size) / 2.0), tf.int32)
+    left = tf.cast(tf.round((new_w - size) / 2.0), tf.int32)
+    resized = _resize(image, tf.cast(tf.stack([new_h, new_w]), tf.int32))
+    return resized[top : top + size, left : left + size]
+
+
+def _output(image: tf.Tensor, cfg: ImageConfig) -> tf.Tensor:
+    """The resized float image rounded to uint8, or scaled to [0, 1] and ImageNet-normalized."""
+    image = tf.ensure_shape(image, [cfg.image_size, cfg.image_size, 3])
+    if cfg.output == "uint8":
+        return tf.saturate_cast(tf.round(image), tf.uint8)
+    # (x / 255 - mean) / std as x * scale + offset per channel. TensorFlow broadcasts over a
+    # last axis of 3 slowly: a [H*W, 3] x diagonal [3, 3] matmul and bias_add take about half
+    # the time of `image * scale + offset` (0.3 instead of 0.6 ms at 224 x 224), same values.
+    scale = tf.linalg.diag(tf.constant([1 / (255 * std) for std in IMAGENET_STD], tf.float32))
+    offset = tf.constant([-mean / std for mean, std in zip(IMAGENET_MEAN, IMAGENET_STD)], tf.float32)
+    pixels = tf.nn.bias_add(tf.reshape(image, [-1, 3]) @ scale, offset)
+    return tf.reshape(pixels, [cfg.image_size, cfg.image_size, 3])
+
+
+def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool) -> tf.data.Dataset:
+    """The map stage: read (files), decode and transform, on `workers` threads."""
+
+    def load(x: tf.Tensor) -> tf.Tensor:
+        return tf.io.read_file(x) if read_files else x
+
+    # Plain graph code (Python branches only on the config): no AutoGraph conversion needed.
+    @tf.autograph.experimental.do_not_convert
+    def train(element: tuple[tf.Tensor, tf.Tensor], seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x, label = element
+        return _output(_decode_train(load(x), seed, cfg), cfg), label
+
+    @tf.autograph.experimental.do_not_convert
+    def evaluate(x: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return _output(_decode_eval(load(x), cfg), cfg), label
+
+    if cfg.train:
+        # Two numbers per element from a seeded stream that changes every epoch: the stateless
+        # seed of its crop and flip, whichever thread maps it.
+        seeds = tf.data.Dataset.random(seed=_stream_seed(cfg.seed, "crops"), rerandomize_each_iteration=True)
+        elements = tf.data.Dataset.zip(elements, seeds.batch(2))
+    function = train if cfg.train else evaluate
+    if cfg.workers == 0:
+        mapped = elements.map(function)  # sequential, in this pipeline's own thread
+    else:
+        # deterministic: the order in is the order out, so that a seed repeats its batches
+        # with any number of threads (and eval without shuffle gives the file order).
+        parallel = tf.data.AUTOTUNE if cfg.workers == "autotune" else cfg.workers
+        mapped = elements.map(function, num_parallel_calls=parallel, deterministic=True)
+    return mapped.ignore_errors(log_warning=True) if cfg.on_error == "skip" else mapped
+
+
+def _finish(images: tf.data.Dataset, cfg: ImageConfig) -> tf.data.Dataset:
+    """Batches (drop_last as configured) made `prefetch` batches ahead."""
+    batches = images.batch(cfg.batch_size, drop_remainder=cfg.drop_last)
+    if cfg.prefetch == 0:
+        return batches
+    return batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == "autotune" else cfg.prefetch)
+
+
+def build_tf_dataset(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig) -> tf.data.Dataset:
+    """The tf.data pipeline for `source` under `cfg` (see :func:`tf_dataset`)."""
+    if hasattr(source, "as_dataset"):  # a TFDS DatasetBuilder
+        kind, elements, skipped = "tfds", _examples(source), 0
+    else:
+        resolved = resolve_source(source)
+        kind = resolved.kind
+        elements, skipped = _files(resolved, cfg) if kind == "folder" else _rows(resolved, cfg)
+    # Paths are shuffled whole (they are small); encoded images through a buffer of batches.
+    buffer = len(resolved.samples) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
+    images = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder")
+    dataset = _finish(images, cfg)
+    dataset.feedbench_skipped = skipped  # read by feedbench.pipelines.measure
+    return dataset
+
+
+def tf_dataset(
+    source: str | os.PathLike[str] | Source | Any,
+    *,
+    train: bool = True,
+    batch_size: int = 64,
+    workers: int | str | None = None,
+    prefetch: int | str = 2,
+    shuffle: bool = True,
+    seed: int = 0,
+    image_size: int = 224,
+    output: str = "float",
+    drop_last: bool | None = None,
+    on_error: str = "raise",
+) -> tf.data.Dataset:
+    """An ImageNet-style image tf.data.Dataset: the TensorFlow half of a mirrored pair.
+
+    Train: RandomResizedCrop to `image_size` (scale 0.08-1, ratio 3/4-4/3, the same window
+    algorithm as torchvision), random horizontal flip, float conversion and ImageNet
+    normalization. Eval: resize the shorter side to `image_size` x 256/224, center crop,
+    normalize. Grayscale, CMYK and PNG images come out RGB. Batches are ``(images
+    [B, S, S, 3] NHWC, labels int64 [B])``, float32 or uint8 (`output="uint8"`: normalize on
+    the device); the consumer loop turns NHWC into an NCHW view without a copy.
+
+    The keywords mean what they mean for :func:`feedbench.vision.torch_loader`. Differences
+    that cannot be avoided:
+
+    - `workers` is ``num_parallel_calls``: threads in this process, not worker processes
+      ("autotune": tf.data's AUTOTUNE; 0: the map runs sequentially).
+    - `prefetch` counts batches for the whole pipeline ("autotune" allowed), not per worker.
+    - Train crops and flips are drawn from TensorFlow's seeded random streams: the same seed
+      repeats here (with any number of threads, but a global ``tf.random.set_seed`` changes
+      the streams too), yet gives other crops and another shuffle than torch's.
+    - A training JPEG is decoded only inside its crop window (``decode_and_crop_jpeg``),
+      which differs from decoding the whole image and cropping at a few pixels along the
+      window's edges (chroma upsampling); JPEGs decode with libjpeg's accurate DCT, as
+      torchvision's do.
+    - TensorFlow's antialiased bilinear resize and torchvision's differ slightly, and tf's
+      gives floats: float output is normalized from them, where torchvision rounds to uint8
+      first. Eval pixels are within about 0.005 (normalized units, mean absolute; a grey
+      level is 0.017) of torchvision's and Pillow's.
+    - Parquet rows are shuffled through a buffer of 8 batches over row groups read in a
+      random order (torch permutes the rows within each row group instead).
+
+    Bad images: folders are checked before the dataset is built, reading each file's first
+    and last bytes (empty, not an image, truncated, unreadable): "raise" raises
+    DatasetError naming the first bad file, "skip" drops and counts them. Parquet rows are
+    checked as they are read: "raise" stops the iteration with an error whose first line
+    names the shard and row (TensorFlow wraps the DatasetError in its UnknownError); "skip"
+    counts them as the epoch goes. The count is the dataset's attribute ``feedbench_skipped``
+    (an int, or a zero-argument callable for Parquet), which ``feedbench.pipelines.measure``
+    reports; a dataset derived from this one (``.take()``, ...) does not carry it. An image
+    that passes these checks but does not decode raises TensorFlow's InvalidArgumentError
+    while iterating ("raise"), or is dropped with a logged warning but not counted ("skip").
+    TFDS examples are not checked before decoding.
+
+    Args:
+        source: An ImageFolder root (yours, only read), a folder of Parquet image shards, or
+            a TFDS ``DatasetBuilder`` with "image" and "label" features (its "train" split,
+            read without decoding, e.g. ``tfds.folder_dataset.ImageFolder``).
+        train: Train transform (random) or eval transform (deterministic).
+        batch_size: Images per batch.
+        workers: ``num_parallel_calls`` of the decode map; None: one per core less one.
+        prefetch: Batches made ahead; 0: none.
+        shuffle: Reshuffle every epoch (seeded).
+        seed: Seed of the shuffle, crops and flips: the same seed gives the same batches.
+        image_size: Output side.
+        output: "float" or "uint8".
+        drop_last: Drop the last short batch; None: when training.
+        on_error: "raise" or "skip" for images that cannot be read or decoded.
+
+    Returns:
+        A re-iterable tf.data.Dataset; each iteration is the next epoch.
+
+    Raises:
+        ConfigError: A keyword out of range.
+        DatasetError: The source is missing or empty, or holds a bad file ("raise").
+    """
+    cfg = ImageConfig(
+        train=train, batch_size=batch_size, workers=workers, prefetch=prefetch, shuffle=shuffle, seed=seed,
+        image_size=image_size, output=output, drop_last=drop_last, on_error=on_error,
+    )
+    return build_tf_dataset(source, cfg)
