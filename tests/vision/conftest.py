@@ -1,9 +1,31 @@
-"""Damaged image folders for the pipeline tests."""
+"""Damaged image folders and a Pillow reference for the pipeline tests."""
 
 import os
 import shutil
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD
+
+
+def _pil_eval(path, size):
+    """The eval transform done with Pillow, HWC float32: the reference both pipelines are held to."""
+    image = Image.open(path).convert("RGB")
+    w, h = image.size
+    short = int(size * 256 / 224)
+    new = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    image = image.resize(new, Image.BILINEAR)
+    left, top = int(round((new[0] - size) / 2)), int(round((new[1] - size) / 2))
+    array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255
+    return ((array - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def pil_eval():
+    """The Pillow reference of the eval transform: pil_eval(path, size) -> HWC array."""
+    return _pil_eval
 
 
 @pytest.fixture()

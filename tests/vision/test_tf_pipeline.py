@@ -22,18 +22,6 @@ def _all(dataset):
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
 
-def _pil_eval(path, size):
-    """The eval transform done with Pillow, NHWC: the reference the pipeline is held to."""
-    image = Image.open(path).convert("RGB")
-    w, h = image.size
-    short = int(size * 256 / 224)
-    new = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
-    image = image.resize(new, Image.BILINEAR)
-    left, top = int(round((new[0] - size) / 2)), int(round((new[1] - size) / 2))
-    array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255
-    return (array - IMAGENET_MEAN) / IMAGENET_STD
-
-
 @pytest.mark.parametrize("train", [True, False])
 @pytest.mark.parametrize("output", ["float", "uint8"])
 def test_batches_have_the_common_format(small_folder, train, output):
@@ -49,12 +37,12 @@ def test_batches_have_the_common_format(small_folder, train, output):
         assert low - 1e-5 <= images.min() < low + 0.5 and high - 0.5 < images.max() <= high + 1e-5
 
 
-def test_eval_gives_files_in_order_and_pixels_like_pillow(small_folder):
+def test_eval_gives_files_in_order_and_pixels_like_pillow(small_folder, pil_eval):
     images, labels = _all(tf_dataset(small_folder.root, train=False, shuffle=False, batch_size=5, workers=2, image_size=64))
     _, samples = scan_image_folder(small_folder.root)
     assert labels.tolist() == [label for _, label in samples]
     assert len(images) == 24  # eval keeps the last short batch
-    differences = [float(np.abs(image - _pil_eval(path, 64)).mean()) for image, (path, _) in zip(images, samples)]
+    differences = [float(np.abs(image - pil_eval(path, 64)).mean()) for image, (path, _) in zip(images, samples)]
     assert max(differences) < 0.02, differences  # measured 0.0053 at most (antialiased bilinear, tf vs Pillow)
 
 
@@ -134,7 +122,7 @@ def test_parquet_shards_give_the_same_batches_as_the_folder(small_folder, small_
     assert np.array_equal(fresh[0], epoch1[0]) and np.array_equal(fresh[1], epoch1[1])
 
 
-def test_gray_cmyk_and_png_come_out_rgb(small_folder):
+def test_gray_cmyk_and_png_come_out_rgb(small_folder, pil_eval):
     odd = [f for f in small_folder.files if f["mode"] != "RGB" or f["format"] == "PNG"]
     assert {f["mode"] for f in odd} >= {"L", "CMYK"} and any(f["format"] == "PNG" for f in odd)
     images, _ = _all(tf_dataset(small_folder.root, train=False, shuffle=False, batch_size=24, workers=2, image_size=32))
@@ -143,19 +131,19 @@ def test_gray_cmyk_and_png_come_out_rgb(small_folder):
     by_path = {str(p): i for i, (p, _) in enumerate(samples)}
     for entry in odd:
         path = str(small_folder.root / entry["path"])
-        assert float(np.abs(images[by_path[path]] - _pil_eval(path, 32)).mean()) < 0.02, entry
+        assert float(np.abs(images[by_path[path]] - pil_eval(path, 32)).mean()) < 0.02, entry
         if entry["mode"] == "CMYK":  # colour, not three copies of one channel
             assert np.abs(images[by_path[path]][..., 0] - images[by_path[path]][..., 2]).mean() > 0.05
 
 
-def test_webp_and_bmp_files_decode_too(small_folder, tmp_path):
+def test_webp_and_bmp_files_decode_too(small_folder, tmp_path, pil_eval):
     (tmp_path / "a").mkdir()
     source = Image.open(next(small_folder.root.glob("class_000/*.jpg"))).convert("RGB")
     source.save(tmp_path / "a" / "x.webp", lossless=True)
     source.save(tmp_path / "a" / "y.bmp")
     images, _ = _all(tf_dataset(tmp_path, train=False, shuffle=False, batch_size=2, workers=0, image_size=32))
     for image, name in zip(images, ("x.webp", "y.bmp")):
-        assert float(np.abs(image - _pil_eval(tmp_path / "a" / name, 32)).mean()) < 0.02, name
+        assert float(np.abs(image - pil_eval(tmp_path / "a" / name, 32)).mean()) < 0.02, name
 
 
 @pytest.mark.parametrize(

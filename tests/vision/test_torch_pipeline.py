@@ -1,9 +1,7 @@
 import pickle
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from feedbench.datasets import scan_image_folder
 from feedbench.pipelines import ConfigError, DatasetError, measure
@@ -30,24 +28,17 @@ def test_batches_have_the_common_format(small_folder, train, output):
         assert low - 1e-5 <= images.min() and images.max() <= high + 1e-5
 
 
-def _pil_eval(path, size):
-    """The eval transform done with Pillow: the reference the pipeline is held to."""
-    image = Image.open(path).convert("RGB")
-    w, h = image.size
-    short = int(size * 256 / 224)
-    new = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
-    image = image.resize(new, Image.BILINEAR)
-    left, top = int(round((new[0] - size) / 2)), int(round((new[1] - size) / 2))
-    array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255
-    return torch.from_numpy((array - IMAGENET_MEAN) / IMAGENET_STD).permute(2, 0, 1).float()
+def chw(pil_eval, path, size):
+    """The Pillow reference as a CHW tensor, the torch pipeline's layout."""
+    return torch.from_numpy(pil_eval(path, size)).permute(2, 0, 1)
 
 
-def test_eval_gives_files_in_order_and_pixels_like_pillow(small_folder):
+def test_eval_gives_files_in_order_and_pixels_like_pillow(small_folder, pil_eval):
     images, labels = _all(torch_loader(small_folder.root, train=False, shuffle=False, batch_size=5, workers=0, image_size=64))
     _, samples = scan_image_folder(small_folder.root)
     assert labels.tolist() == [label for _, label in samples]
     assert len(images) == 24  # eval keeps the last short batch
-    differences = [float((image - _pil_eval(path, 64)).abs().mean()) for image, (path, _) in zip(images, samples)]
+    differences = [float((image - chw(pil_eval, path, 64)).abs().mean()) for image, (path, _) in zip(images, samples)]
     assert max(differences) < 0.06, differences  # measured about 0.02: resize kernels differ slightly
 
 
@@ -78,7 +69,7 @@ def test_parquet_shards_give_the_same_batches_as_the_folder(small_folder, small_
     assert sorted(train[1].tolist()) == sorted(folder[1].tolist())
 
 
-def test_gray_cmyk_and_png_come_out_rgb(small_folder):
+def test_gray_cmyk_and_png_come_out_rgb(small_folder, pil_eval):
     odd = [f for f in small_folder.files if f["mode"] != "RGB" or f["format"] == "PNG"]
     assert {f["mode"] for f in odd} >= {"L", "CMYK"} and any(f["format"] == "PNG" for f in odd)
     images, _ = _all(torch_loader(small_folder.root, train=False, shuffle=False, batch_size=24, workers=0, image_size=32))
@@ -87,7 +78,7 @@ def test_gray_cmyk_and_png_come_out_rgb(small_folder):
     by_path = {str(p): i for i, (p, _) in enumerate(samples)}
     for entry in odd:
         path = str(small_folder.root / entry["path"])
-        assert float((images[by_path[path]] - _pil_eval(path, 32)).abs().mean()) < 0.06, entry
+        assert float((images[by_path[path]] - chw(pil_eval, path, 32)).abs().mean()) < 0.06, entry
 
 
 def test_drop_last_and_its_default(small_folder):
