@@ -24,10 +24,8 @@ from torch import nn
 
 from feedbench.pipelines.errors import ConfigError, MissingDependencyError
 from feedbench.pipelines.workloads import Workload
+from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD  # uint8 images are normalized on the device
 
-# torchvision's ImageNet channel statistics, for uint8 images normalized on the device.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The smallest vocabulary sized from a first batch: room for ids that the batch did not show.
 MIN_VOCAB_SIZE = 32768

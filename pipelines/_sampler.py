@@ -66,7 +66,12 @@ class TreeSampler:
             self._mark_t = time.perf_counter()
 
     def stop(self) -> None:
-        """Ends the sampling: CPU times and the clock first, then a last PSS reading."""
+        """Ends the sampling: CPU times and the clock first, then a last PSS reading.
+
+        Calling it again, or before :meth:`start`, does nothing.
+        """
+        if self._stop.is_set() or not self._thread.is_alive():
+            return
         self._stop.set()
         self._thread.join()
         with self._lock:

@@ -183,12 +183,12 @@ def measure(
     dev = resolve_device(device)
     settings = {"workload": work.describe(), "device": str(dev), "steps": steps, "seconds": seconds,
                 "warmup": warmup, "timeout": timeout, **dict(config or {})}
-    loop = _Loop(batches, work, dev, timeout)
+    loop = _Loop(batches, work, dev, timeout, cycle)
     # Events, the emulated kernel and the workload's launches go to the current device.
     on_device = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
     try:
         with on_device:
-            return loop.run(steps, seconds, warmup, cycle, settings)
+            return loop.run(steps, seconds, warmup, settings)
     finally:
         loop.close()
 
@@ -196,12 +196,13 @@ def measure(
 class _Loop:
     """One run of :func:`measure`: state shared by its phases."""
 
-    def __init__(self, batches: Iterable[Any], workload: Workload, device: torch.device, timeout: float) -> None:
+    def __init__(self, batches: Iterable[Any], workload: Workload, device: torch.device, timeout: float, cycle: bool) -> None:
         self.batches = batches
         self.workload = workload
         self.device = device
         self.cuda = device.type == "cuda"
         self.timeout = timeout
+        self.cycle = cycle
         self.reiterable = not hasattr(batches, "__next__")
         self.fetcher = _Fetcher(batches)
         self.sampler = TreeSampler()
@@ -211,8 +212,7 @@ class _Loop:
 
     def close(self) -> None:
         self.fetcher.close()
-        if self.sampler._thread.is_alive():
-            self.sampler.stop()
+        self.sampler.stop()
 
     def _where(self) -> str:
         phase = f"warm-up step {self.step_number} of {self.warmup_steps}" if self.step_number <= self.warmup_steps else ""
@@ -256,8 +256,7 @@ class _Loop:
         if self.cuda:
             torch.cuda.synchronize(self.device)
 
-    def run(self, steps: int | None, seconds: float | None, warmup: int, cycle: bool, settings: dict) -> RunResult:
-        self.cycle = cycle
+    def run(self, steps: int | None, seconds: float | None, warmup: int, settings: dict) -> RunResult:
         self.warmup_steps = warmup
         self.workload.setup(self.device)
         if self.cuda:
@@ -354,15 +353,14 @@ class _Loop:
         timings.cuda_events.append(events)
 
     def _result(self, timings: _Steps, window_s: float, ttfb_s: float, stop_reason: str, settings: dict) -> RunResult:
+        window = metrics.Window(len(timings.wait), timings.samples, window_s, sum(timings.wait), sum(timings.compute))
         if self.cuda:
-            starved_s, compute_s, device_window_s = _read_cuda_events(timings)
-            window = metrics.Window(len(timings.wait), timings.samples, window_s, 0.0, 0.0)
             # Fractions of the device's own window, where idle + h2d + compute add up exactly.
-            starvation = metrics._fraction(starved_s, device_window_s)
-            utilization = metrics._fraction(compute_s, device_window_s)
+            starved_s, compute_s, device_window_s = _read_cuda_events(timings)
+            fractions = metrics.Window(window.steps, window.samples, device_window_s, starved_s, compute_s)
         else:
-            window = metrics.Window(len(timings.wait), timings.samples, window_s, sum(timings.wait), sum(timings.compute))
-            starvation, utilization = window.starvation, window.accelerator_utilization
+            fractions = window
+        starvation, utilization = fractions.starvation, fractions.accelerator_utilization
         waits = timings.wait
         return RunResult(
             samples_per_s=window.samples_per_s,
