@@ -5,6 +5,11 @@ Targets (issue: image preprocessing): torch at N workers reaches at least 85% of
 one-worker rate up to the core count; tf.data at workers=N likewise; tf AUTOTUNE within 10%
 of the best fixed setting. Each run is isolated (a fresh spawned process) and measured
 with a near-free consumer (emulated:0.1ms), so the figure is the pipeline's own rate.
+
+A run with N workers is pinned to N cores (`cpus=N`), its consumer included: "per core"
+means per core the run may use. Unpinned, tf.data at `workers=1` is not one core: a single
+map call spreads its ops over TF's inter-op threads (1.35 cores measured on 2 cores), so an
+unpinned one-worker rate is not a one-core rate and the scaling ratio loses its meaning.
 """
 
 import os
@@ -16,23 +21,41 @@ from feedbench.pipelines import RunSpec, registry, run_isolated
 
 CORES = len(os.sched_getaffinity(0))
 STEPS, WARMUP, BATCH = 30, 6, 64
+# The window must not cross an epoch: both frameworks stop producing at the end of an epoch
+# until the next iter(), which on the 512-image default (8 batches) cost tf.data at two
+# threads a quarter of its rate. 4,096 images are 64 batches, more than warm-up + window.
+IMAGES = 4096
+assert IMAGES // BATCH > STEPS + WARMUP + 2
+# The 2 shared cores of the development machines vary by up to 25% from run to run (tf.data
+# at two threads: 486 to 669 images/s at the same 1.74 cores); each point is the median of 3.
+ROUNDS = 3
 _rates: dict[tuple[str, object], float] = {}
 
 
-def _run(framework, workers):
-    data = default_images()
+def _run(framework, workers, cpus):
+    data = default_images(n=IMAGES)
     config = registry.make_config("image", framework, {"batch_size": BATCH, "workers": workers, "seed": 0})
     spec = RunSpec(registry.loader_factory("image", framework, data.root, config), workload="emulated:0.1ms",
-                   device="cpu", steps=STEPS, warmup=WARMUP, config={"framework": framework, "workers": workers})
+                   device="cpu", steps=STEPS, warmup=WARMUP, cpus=cpus,
+                   config={"framework": framework, "workers": workers})
     return run_isolated(spec)
+
+
+def _median_run(benchmark, framework, workers, cpus):
+    results = []
+    benchmark.pedantic(lambda: results.append(_run(framework, workers, cpus)), rounds=ROUNDS, iterations=1)
+    failed = [r for r in results if not r.ok]
+    assert not failed, failed[0].error
+    ranked = sorted(results, key=lambda r: r.samples_per_s)
+    benchmark.extra_info["samples_per_s_rounds"] = [r.samples_per_s for r in results]
+    return ranked[len(ranked) // 2]
 
 
 @pytest.mark.benchmark(group="vision-train-scaling")
 @pytest.mark.parametrize("workers", list(range(1, CORES + 1)))
 @pytest.mark.parametrize("framework", ["torch", "tf"])
 def test_train_pipeline_scaling(benchmark, framework, workers):
-    result = benchmark.pedantic(_run, args=(framework, workers), rounds=1, iterations=1)
-    assert result.ok, result.error
+    result = _median_run(benchmark, framework, workers, workers)
     _rates[(framework, workers)] = result.samples_per_s
     one = _rates.get((framework, 1))
     efficiency = result.samples_per_s / (workers * one) if one else None
@@ -44,9 +67,8 @@ def test_train_pipeline_scaling(benchmark, framework, workers):
 
 @pytest.mark.benchmark(group="vision-train-scaling")
 def test_tf_autotune_against_the_best_fixed_setting(benchmark):
-    result = benchmark.pedantic(_run, args=("tf", "autotune"), rounds=1, iterations=1)
-    assert result.ok, result.error
-    fixed = [rate for (framework, _), rate in _rates.items() if framework == "tf"]
+    result = _median_run(benchmark, "tf", "autotune", CORES)
+    fixed = [rate for (framework, _), rate in _rates.items() if framework == "tf"]  # the best is at all cores
     best = max(fixed) if fixed else None
     benchmark.extra_info.update(result.to_dict(), best_fixed_images_per_s=best, cores=CORES)
     if best:

@@ -116,7 +116,7 @@ class _RowReader:
         columns = ["image", "label"] + (["path"] if "path" in shards.schema.names else [])  # names rows
         self.shards = ParquetShards(source.root, columns=columns)
         self.cfg = cfg
-        self.skipped = 0
+        self._problems: dict[str, int] = {}  # reason -> rows; each bad row counted once in any epoch
         self._shard_start: dict[Any, int] = {}  # the dataset row where each shard begins
         for group in self.shards.groups:
             self._shard_start.setdefault(group.shard, group.start)
@@ -126,9 +126,14 @@ class _RowReader:
         row = group.start - self._shard_start[group.shard] + offset
         return f"{group.shard} row {row}" + (f" ({path})" if path else "")
 
+    @property
+    def skipped(self) -> int:
+        return sum(self._problems.values())
+
     def _skip(self, count: int, reason: str) -> None:
-        self.skipped += count
-        log.warning("skipped %s", reason)
+        if reason not in self._problems:
+            self._problems[reason] = count
+            log.warning("skipped %s", reason)
 
     def __call__(self, seed: int) -> Iterator[tuple[bytes, int]]:
         groups = len(self.shards.groups)

@@ -133,12 +133,20 @@ def _collate(samples: list[tuple[torch.Tensor | None, int, str | None]]) -> tupl
 class ImageLoader(torch.utils.data.DataLoader):
     """A DataLoader of (images [B, 3, S, S], labels int64 [B]) that handles bad images in
     the main process: "raise" raises DatasetError naming the file; "skip" drops and counts
-    it (``skipped``, also read by ``feedbench.pipelines.measure`` into RunResult.skipped)."""
+    it (``skipped``, also read by ``feedbench.pipelines.measure`` into RunResult.skipped).
+
+    ``skipped`` counts bad samples, not encounters: a bad file met again in a later epoch is
+    dropped again but counted (and logged) once, as the tf.data pipeline counts it.
+    """
 
     def __init__(self, dataset: _Images, cfg: ImageConfig, **kwargs: Any) -> None:
         super().__init__(dataset, **kwargs)
         self.config = cfg
-        self.skipped = 0
+        self._problems: set[str] = set()
+
+    @property
+    def skipped(self) -> int:
+        return len(self._problems)
 
     @property
     def feedbench_skipped(self) -> int:
@@ -149,9 +157,10 @@ class ImageLoader(torch.utils.data.DataLoader):
             if problems:
                 if self.config.on_error == "raise":
                     raise DatasetError(problems[0])
-                self.skipped += len(problems)
                 for problem in problems:
-                    log.warning("skipped %s", problem)
+                    if problem not in self._problems:
+                        self._problems.add(problem)
+                        log.warning("skipped %s", problem)
             if len(labels):
                 yield images, labels
 

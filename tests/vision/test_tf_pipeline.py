@@ -7,11 +7,11 @@ from torchvision.transforms.v2 import functional as F
 
 from feedbench.datasets import scan_image_folder
 from feedbench.datasets.parquet import IMAGE_SCHEMA, write_shards
-from feedbench.pipelines import ConfigError, DatasetError, measure
+from feedbench.pipelines import DatasetError, measure
 from feedbench.pipelines._tf import import_tensorflow, import_tfds
 from feedbench.pipelines.registry import build
 from feedbench.vision import ImageConfig, tf_dataset
-from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD, looks_like_image, random_resized_crop
+from feedbench.vision._common import looks_like_image, random_resized_crop
 from feedbench.vision.tf_pipeline import _crop_window, _decode_train, _file_problem
 
 tf = import_tensorflow()
@@ -20,21 +20,6 @@ tf = import_tensorflow()
 def _all(dataset):
     batches = list(dataset.as_numpy_iterator())
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
-
-
-@pytest.mark.parametrize("train", [True, False])
-@pytest.mark.parametrize("output", ["float", "uint8"])
-def test_batches_have_the_common_format(small_folder, train, output):
-    dataset = tf_dataset(small_folder.root, train=train, batch_size=8, workers=2, image_size=64, output=output)
-    images, labels = next(dataset.as_numpy_iterator())
-    assert images.shape == (8, 64, 64, 3) and labels.shape == (8,) and labels.dtype == np.int64
-    if output == "uint8":
-        assert images.dtype == np.uint8 and images.max() > 200
-    else:
-        assert images.dtype == np.float32
-        low = min((0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
-        high = max((1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
-        assert low - 1e-5 <= images.min() < low + 0.5 and high - 0.5 < images.max() <= high + 1e-5
 
 
 def test_eval_gives_files_in_order_and_pixels_like_pillow(small_folder, pil_eval):
@@ -211,20 +196,6 @@ def test_raise_counts_the_other_bad_files(broken_folder):
         tf_dataset(root, workers=0)
 
 
-def test_skip_drops_and_counts_every_bad_file(broken_folder, caplog):
-    root, bad = broken_folder
-    dataset = tf_dataset(root, train=False, shuffle=False, batch_size=4, workers=2, image_size=16, on_error="skip")
-    images, labels = _all(dataset)
-    assert len(labels) == 24 and dataset.feedbench_skipped == len(bad)
-    for name in bad:
-        assert name in caplog.text
-    reasons = caplog.text
-    assert "truncated JPEG" in reasons and "empty file" in reasons and "not a JPEG or PNG" in reasons and "unreadable" in reasons
-    result = measure(tf_dataset(root, train=False, batch_size=4, workers=1, image_size=16, on_error="skip"),
-                     workload="emulated:1ms", device="cpu", steps=3, warmup=1)
-    assert result.skipped == len(bad)
-
-
 def test_images_that_pass_the_check_but_do_not_decode(small_folder, tmp_path):
     root = tmp_path / "corrupt"
     (root / "a").mkdir(parents=True)
@@ -273,28 +244,11 @@ def test_parquet_rows_skip_and_count(bad_shards, caplog):
     assert result.skipped == 2
 
 
-def test_empty_folders_are_named(tmp_path):
-    with pytest.raises(DatasetError, match="no class folders"):
-        tf_dataset(tmp_path, workers=0)
+def test_a_folder_of_only_bad_files_is_named_when_skipping(tmp_path):
     (tmp_path / "cats").mkdir()
-    with pytest.raises(DatasetError, match="cats: class folder with no image"):
-        tf_dataset(tmp_path, workers=0)
-    with pytest.raises(DatasetError, match="no such image folder"):
-        tf_dataset(tmp_path / "nope", workers=0)
     (tmp_path / "cats" / "empty.jpg").write_bytes(b"")
     with pytest.raises(DatasetError, match="none of its 1 image files can be read"):
         tf_dataset(tmp_path, workers=0, on_error="skip")
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [({"batch_size": 0}, "batch_size must be a positive"), ({"workers": -1}, "workers must be"),
-     ({"output": "half"}, "output must be one of"), ({"on_error": "ignore"}, "on_error must be one of"),
-     ({"image_size": 0}, "image_size must be"), ({"prefetch": "lots"}, "prefetch must be")],
-)
-def test_bad_keywords(small_folder, kwargs, message):
-    with pytest.raises(ConfigError, match=message):
-        tf_dataset(small_folder.root, **kwargs)
 
 
 def test_the_registry_builds_it_from_a_config(small_folder):

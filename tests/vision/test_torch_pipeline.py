@@ -1,31 +1,14 @@
-import pickle
-
 import pytest
 import torch
 
 from feedbench.datasets import scan_image_folder
-from feedbench.pipelines import ConfigError, DatasetError, measure
+from feedbench.pipelines import DatasetError
 from feedbench.vision import torch_loader
-from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _all(loader):
     batches = list(loader)
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
-
-
-@pytest.mark.parametrize("train", [True, False])
-@pytest.mark.parametrize("output", ["float", "uint8"])
-def test_batches_have_the_common_format(small_folder, train, output):
-    images, labels = next(iter(torch_loader(small_folder.root, train=train, batch_size=8, workers=0, image_size=64, output=output)))
-    assert images.shape == (8, 3, 64, 64) and labels.shape == (8,) and labels.dtype == torch.int64
-    if output == "uint8":
-        assert images.dtype == torch.uint8
-    else:
-        assert images.dtype == torch.float32
-        low = min((0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
-        high = max((1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
-        assert low - 1e-5 <= images.min() and images.max() <= high + 1e-5
 
 
 def chw(pil_eval, path, size):
@@ -81,11 +64,6 @@ def test_gray_cmyk_and_png_come_out_rgb(small_folder, pil_eval):
         assert float((images[by_path[path]] - chw(pil_eval, path, 32)).abs().mean()) < 0.06, entry
 
 
-def test_drop_last_and_its_default(small_folder):
-    assert len(list(torch_loader(small_folder.root, batch_size=10, workers=0, image_size=16))) == 2  # train: drops
-    assert len(list(torch_loader(small_folder.root, train=False, batch_size=10, workers=0, image_size=16))) == 3
-
-
 def test_raise_names_the_bad_file_in_the_main_process(broken_folder):
     root, bad = broken_folder
     loader = torch_loader(root, train=False, shuffle=False, batch_size=4, workers=2, image_size=16)
@@ -96,49 +74,3 @@ def test_raise_names_the_bad_file_in_the_main_process(broken_folder):
     assert "Traceback" not in message and "worker" not in message
 
 
-def test_skip_drops_and_counts_every_bad_file(broken_folder, caplog):
-    root, bad = broken_folder
-    loader = torch_loader(root, train=False, shuffle=False, batch_size=4, workers=2, image_size=16, on_error="skip")
-    images, labels = _all(loader)
-    assert len(labels) == 24 and loader.skipped == len(bad)
-    for name in bad:
-        assert name in caplog.text
-    reasons = caplog.text
-    assert "truncated JPEG" in reasons and "empty file" in reasons and "not a JPEG or PNG" in reasons and "unreadable" in reasons
-    result = measure(torch_loader(root, train=False, batch_size=4, workers=0, image_size=16, on_error="skip"),
-                     workload="emulated:1ms", device="cpu", steps=6, warmup=1, cycle=False)
-    assert result.skipped == len(bad)
-
-
-def test_empty_folders_are_named(tmp_path):
-    with pytest.raises(DatasetError, match="no class folders"):
-        torch_loader(tmp_path, workers=0)
-    (tmp_path / "cats").mkdir()
-    with pytest.raises(DatasetError, match="cats: class folder with no image"):
-        torch_loader(tmp_path, workers=0)
-    with pytest.raises(DatasetError, match="no such image folder"):
-        torch_loader(tmp_path / "nope", workers=0)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [({"batch_size": 0}, "batch_size must be a positive"), ({"workers": -1}, "workers must be"),
-     ({"output": "half"}, "output must be one of"), ({"on_error": "ignore"}, "on_error must be one of"),
-     ({"image_size": 0}, "image_size must be")],
-)
-def test_bad_keywords(small_folder, kwargs, message):
-    with pytest.raises(ConfigError, match=message):
-        torch_loader(small_folder.root, **kwargs)
-
-
-def test_the_loader_pickles_for_spawned_workers_and_shuts_down(small_folder):
-    loader = torch_loader(small_folder.root, batch_size=4, workers=2, image_size=16)
-    clone = pickle.loads(pickle.dumps(loader.dataset))
-    assert len(clone) == 24
-    batches = iter(loader)
-    next(batches)
-    workers = list(loader._iterator._workers)  # persistent workers live with the loader
-    assert len(workers) == 2 and all(w.is_alive() for w in workers)
-    batches.close()
-    loader._iterator._shutdown_workers()
-    assert not any(w.is_alive() for w in workers)
