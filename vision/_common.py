@@ -13,20 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from feedbench.datasets.parquet import ParquetShards, scan_image_folder
-from feedbench.pipelines.errors import ConfigError, DatasetError
+from feedbench.pipelines import _checks as checks
+from feedbench.pipelines._checks import ON_ERROR, default_workers
+from feedbench.pipelines.errors import DatasetError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SCALE = (0.08, 1.0)  # RandomResizedCrop's area range
 RATIO = (3 / 4, 4 / 3)  # and aspect ratio range
 EVAL_RESIZE = 256 / 224  # eval: resize the shorter side to image_size x this, then center crop
-ON_ERROR = ("raise", "skip")
 OUTPUTS = ("float", "uint8")
-
-
-def default_workers() -> int:
-    """One worker per core this process may use, less one for the consumer, at least 1."""
-    return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 @dataclass(frozen=True)
@@ -65,18 +61,13 @@ class ImageConfig:
             object.__setattr__(self, "workers", default_workers())
         if self.drop_last is None:
             object.__setattr__(self, "drop_last", self.train)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("image_size", self.image_size)
-        if self.workers != "autotune":
-            _count("workers", self.workers)
-        if self.prefetch != "autotune":
-            _count("prefetch", self.prefetch)
-        if self.output not in OUTPUTS:
-            raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
-        if self.on_error not in ON_ERROR:
-            raise ConfigError(f"on_error must be one of {', '.join(ON_ERROR)}, got {self.on_error!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        checks.positive_int("batch_size", self.batch_size)
+        checks.positive_int("image_size", self.image_size)
+        checks.count_or_autotune("workers", self.workers)
+        checks.count_or_autotune("prefetch", self.prefetch)
+        checks.choice("output", self.output, OUTPUTS)
+        checks.choice("on_error", self.on_error, ON_ERROR)
+        checks.seed(self.seed)
 
     @property
     def resize_size(self) -> int:
@@ -85,16 +76,6 @@ class ImageConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name} must be an integer >= 0 or 'autotune', got {value!r}")
 
 
 @dataclass(frozen=True)
