@@ -45,9 +45,11 @@ class Case:
     step_s: float
     workers: int = 1
 
-    def truth(self) -> metrics.SteadyState:
+    def truth(self, device: str = "cpu") -> metrics.SteadyState:
+        """The analytic steady state; on CUDA the emulated step is an asynchronous kernel."""
         return metrics.steady_state(
-            self.producer_s, self.step_s, prefetch=self.producer != "sync", parallel=self.workers
+            self.producer_s, self.step_s, prefetch=self.producer != "sync", parallel=self.workers,
+            async_step=device == "cuda",
         )
 
     def loader(self) -> Iterable[Any]:
@@ -99,7 +101,7 @@ class Check:
 def run_case(case: Case, *, device: str = "cpu", steps: int = 60, warmup: int = 8) -> Check:
     """Measures one case; the warm-up outlasts the producer's prefetch depth."""
     result = measure(case.loader(), workload=f"emulated:{case.step_s * 1e3:g}ms", device=device, steps=steps, warmup=warmup)
-    return Check(case, result, case.truth())
+    return Check(case, result, case.truth(result.device.split(":")[0]))
 
 
 def _row(check: Check) -> str:

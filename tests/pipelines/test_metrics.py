@@ -40,3 +40,11 @@ def test_steady_states():
     assert fed.period_s == pytest.approx(0.03) and fed.starvation == 0 and fed.accelerator_utilization == 1
     parallel = metrics.steady_state(0.06, 0.015, prefetch=True, parallel=2)
     assert parallel.period_s == pytest.approx(0.03) and parallel.accelerator_utilization == pytest.approx(0.5)
+
+
+def test_a_synchronous_producer_overlaps_an_asynchronous_device_step():
+    # CUDA: the step launches and returns, so the next batch is made while the device runs.
+    producer_bound = metrics.steady_state(0.03, 0.01, prefetch=False, async_step=True)
+    assert producer_bound.period_s == pytest.approx(0.03) and producer_bound.starvation == pytest.approx(2 / 3)
+    consumer_bound = metrics.steady_state(0.01, 0.03, prefetch=False, async_step=True)
+    assert consumer_bound.period_s == pytest.approx(0.03) and consumer_bound.starvation == 0
