@@ -7,6 +7,7 @@ tokenizer and lowercasing it was built with; using it with another is an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import Counter
@@ -106,7 +107,8 @@ class Vocab:
             tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
             os.replace(tmp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. the parent is a file: nothing was written
+                tmp.unlink()
             raise DatasetError(f"{path}: cannot write the vocabulary ({exc.strerror})") from exc
         return path
 

@@ -1,0 +1,141 @@
+"""What both text pipelines share without a framework: one tokenizing pass over the corpus
+when a pipeline is built, the vocabulary, truncation counts and the length buckets.
+
+The pass tokenizes every document once in the main process. It yields the vocabulary (when
+none is given), each document's token count (the torch pipeline's bucketing sampler needs
+it before any worker runs) and the number of documents longer than ``max_len`` (reported
+as ``truncated``, each document once). Its result is cached on disk, keyed by the corpus's
+content and the tokenizer, so that the runs of a grid do not pay it again.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from feedbench.pipelines._cache import cache_dir
+from feedbench.text import _records
+from feedbench.text._config import TextConfig
+from feedbench.text._records import Corpus
+from feedbench.text.tokenizers import tokenizer
+from feedbench.text.vocab import Vocab, resolve_vocab
+
+log = logging.getLogger(__name__)
+_PASS_VERSION = "1"  # bump when a tokenizer's output changes, so that cached passes are not reused
+_SMALLEST_BUCKET = 16
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A checked corpus with what the pipelines need to batch it.
+
+    Attributes:
+        corpus: The valid documents and their labels.
+        vocab: The vocabulary (given, loaded, or built from the corpus).
+        lengths: Tokens of each document before truncation.
+        truncated: Documents longer than ``max_len`` (each counted once).
+        boundaries: Length bucket boundaries (see :func:`bucket_boundaries`).
+    """
+
+    corpus: Corpus
+    vocab: Vocab
+    lengths: np.ndarray
+    truncated: int
+    boundaries: tuple[int, ...]
+
+    @property
+    def skipped(self) -> int:
+        return self.corpus.skipped
+
+
+def bucket_boundaries(max_len: int) -> tuple[int, ...]:
+    """Powers of two from 16 below `max_len`: a document of ``n`` tokens (after truncation)
+    falls in bucket ``bisect_right(boundaries, n)``, as in ``tf.data``'s
+    ``bucket_by_sequence_length`` (bucket i holds lengths in ``[b[i-1], b[i])``)."""
+    out, edge = [], _SMALLEST_BUCKET
+    while edge < max_len:
+        out.append(edge)
+        edge *= 2
+    return tuple(out)
+
+
+def bucket_of(length: int, boundaries: tuple[int, ...]) -> int:
+    return bisect.bisect_right(boundaries, length)
+
+
+def _key(corpus: Corpus, cfg: TextConfig) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([_PASS_VERSION, cfg.tokenizer, cfg.lowercase, len(corpus)]).encode())
+    for text in corpus.texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]
+
+
+def _count(corpus: Corpus, cfg: TextConfig) -> tuple[np.ndarray, Counter[str]]:
+    """Each document's token count and the corpus's token counts: from the cache or one pass."""
+    folder = cache_dir() / "text-pass"
+    path = folder / f"{_key(corpus, cfg)}.json"
+    cached = _cached(path, len(corpus))
+    if cached is not None:
+        return cached
+    split = tokenizer(cfg.tokenizer, lowercase=cfg.lowercase)
+    counts: Counter[str] = Counter()
+    lengths = np.empty(len(corpus), dtype=np.int64)
+    for i, text in enumerate(corpus.texts):
+        tokens = split(text)
+        lengths[i] = len(tokens)
+        counts.update(tokens)
+    _store(path, {"lengths": lengths.tolist(), "counts": dict(counts)})
+    return lengths, counts
+
+
+def _cached(path: Path, n: int) -> tuple[np.ndarray, Counter[str]] | None:
+    """The pass stored at `path` for `n` documents, or None: not cached yet, or damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        lengths, counts = np.asarray(data["lengths"], dtype=np.int64), data["counts"]
+        whole = lengths.shape == (n,) and isinstance(counts, dict) and sum(counts.values()) == lengths.sum()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (lengths, Counter(counts)) if whole else None
+
+
+def _store(path: Any, data: dict[str, Any]) -> None:
+    """Writes the cache entry whole or not at all; a cache that cannot be written is only slower."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # e.g. the cache's parent is a file: nothing was written
+            tmp.unlink()
+        log.info("could not cache the tokenizing pass at %s (%s)", path, exc)
+
+
+def prepare(corpus: Corpus, cfg: TextConfig) -> Prepared:
+    """The vocabulary, token counts and buckets of a checked corpus under `cfg`."""
+    lengths, counts = _count(corpus, cfg)
+    if cfg.vocab is None:
+        vocab = Vocab.from_counts(counts, tokenizer_name=cfg.tokenizer, lowercase=cfg.lowercase,
+                                  min_freq=cfg.min_freq, max_size=cfg.max_size)
+    else:
+        vocab = resolve_vocab(cfg.vocab, cfg.tokenizer, cfg.lowercase)
+    truncated = int((lengths > cfg.max_len).sum())
+    return Prepared(corpus, vocab, lengths, truncated, bucket_boundaries(cfg.max_len))
+
+
+def prepare_source(source: Any, cfg: TextConfig) -> Prepared:
+    """:func:`prepare` of a source path (JSONL, a corpus folder, Parquet)."""
+    return prepare(_records.load(source, cfg.on_error), cfg)

@@ -1,0 +1,85 @@
+"""The settings of a text pipeline; the same frozen object drives both frameworks."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from feedbench.pipelines import _checks as checks
+from feedbench.pipelines._checks import ON_ERROR, default_workers
+from feedbench.pipelines.errors import ConfigError
+from feedbench.text.tokenizers import check_name
+from feedbench.text.vocab import Vocab
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """The settings of a text pipeline.
+
+    Attributes:
+        tokenizer: "spacy", "nltk" or "regex" (see :mod:`feedbench.text.tokenizers`).
+        vocab: A :class:`Vocab`, the path of one saved with :meth:`Vocab.save`, or None to
+            build one from the source (with `min_freq` and `max_size`).
+        max_len: Most tokens kept per document; longer ones are truncated (and counted).
+        lowercase: Lowercase each document before tokenizing.
+        batch_size: Documents per batch.
+        workers: Parallel tokenizers: DataLoader worker processes, or tf.data's
+            ``num_parallel_calls`` ("autotune" for AUTOTUNE; torch takes it as the default).
+        shuffle: Shuffle the documents every epoch.
+        bucket: Batch documents of similar length together (less padding).
+        seed: Seed of the shuffle.
+        prefetch: Batches made ahead: DataLoader ``prefetch_factor`` (per worker), tf.data
+            ``prefetch`` buffer ("autotune" allowed; torch takes it as 2).
+        drop_last: Drop a last short batch (of each bucket, when bucketing).
+        on_error: "raise" (a bad record is an error naming its file and line or row) or
+            "skip" (dropped and counted).
+        min_freq: When building the vocabulary: fewest occurrences a token needs.
+        max_size: When building the vocabulary: most ids, the two special ones included.
+    """
+
+    tokenizer: str = "spacy"
+    vocab: Vocab | str | os.PathLike[str] | None = None
+    max_len: int = 512
+    lowercase: bool = True
+    batch_size: int = 64
+    workers: int | str | None = None
+    shuffle: bool = True
+    bucket: bool = True
+    seed: int = 0
+    prefetch: int | str = 2
+    drop_last: bool = False
+    on_error: str = "raise"
+    min_freq: int = 1
+    max_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers is None:
+            object.__setattr__(self, "workers", default_workers())
+        if isinstance(self.vocab, os.PathLike):
+            object.__setattr__(self, "vocab", os.fspath(self.vocab))
+        check_name(self.tokenizer)
+        if self.vocab is not None and not isinstance(self.vocab, (Vocab, str)):
+            raise ConfigError(f"vocab must be a Vocab, the path of a saved one, or None, got {type(self.vocab).__name__}")
+        if isinstance(self.vocab, Vocab):
+            self.vocab.check(self.tokenizer, self.lowercase)
+        checks.positive_int("max_len", self.max_len)
+        checks.positive_int("batch_size", self.batch_size)
+        checks.positive_int("min_freq", self.min_freq)
+        if self.max_size is not None and (isinstance(self.max_size, bool) or not isinstance(self.max_size, int)
+                                          or self.max_size < 2):
+            raise ConfigError(f"max_size must be an integer >= 2 (the two special tokens) or None, got {self.max_size!r}")
+        checks.count_or_autotune("workers", self.workers)
+        checks.count_or_autotune("prefetch", self.prefetch)
+        checks.choice("on_error", self.on_error, ON_ERROR)
+        checks.seed(self.seed)
+        for name in ("lowercase", "shuffle", "bucket", "drop_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain values (a Vocab is described, not listed)."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        if isinstance(self.vocab, Vocab):
+            out["vocab"] = f"<Vocab of {len(self.vocab)} tokens>"
+        return out
