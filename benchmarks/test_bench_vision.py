@@ -10,6 +10,8 @@ A run with N workers is pinned to N cores (`cpus=N`), its consumer included: "pe
 means per core the run may use. Unpinned, tf.data at `workers=1` is not one core: a single
 map call spreads its ops over TF's inter-op threads (1.35 cores measured on 2 cores), so an
 unpinned one-worker rate is not a one-core rate and the scaling ratio loses its meaning.
+
+The default set runs 1, 2 and all cores; ``--feedbench-full`` every count in between too.
 """
 
 import os
@@ -18,6 +20,7 @@ import pytest
 
 from feedbench.datasets.defaults import default_images
 from feedbench.pipelines import RunSpec, registry, run_isolated
+from feedbench.pipelines.pytest_plugin import record_result
 
 CORES = len(os.sched_getaffinity(0))
 STEPS, WARMUP, BATCH = 30, 6, 64
@@ -29,6 +32,8 @@ assert IMAGES // BATCH > STEPS + WARMUP + 2
 # The 2 shared cores of the development machines vary by up to 25% from run to run (tf.data
 # at two threads: 486 to 669 images/s at the same 1.74 cores); each point is the median of 3.
 ROUNDS = 3
+DEFAULT_WORKERS = {1, 2, CORES}
+WORKERS = [n if n in DEFAULT_WORKERS else pytest.param(n, marks=pytest.mark.full) for n in range(1, CORES + 1)]
 _rates: dict[tuple[str, object], float] = {}
 
 
@@ -47,29 +52,28 @@ def _median_run(benchmark, framework, workers, cpus):
     failed = [r for r in results if not r.ok]
     assert not failed, failed[0].error
     ranked = sorted(results, key=lambda r: r.samples_per_s)
-    benchmark.extra_info["samples_per_s_rounds"] = [r.samples_per_s for r in results]
-    return ranked[len(ranked) // 2]
+    return ranked[len(ranked) // 2], [r.samples_per_s for r in results]
 
 
-@pytest.mark.benchmark(group="vision-train-scaling")
-@pytest.mark.parametrize("workers", list(range(1, CORES + 1)))
+@pytest.mark.benchmark(group="image")
+@pytest.mark.parametrize("workers", WORKERS)
 @pytest.mark.parametrize("framework", ["torch", "tf"])
 def test_train_pipeline_scaling(benchmark, framework, workers):
-    result = _median_run(benchmark, framework, workers, workers)
+    result, rounds = _median_run(benchmark, framework, workers, workers)
     _rates[(framework, workers)] = result.samples_per_s
     one = _rates.get((framework, 1))
     efficiency = result.samples_per_s / (workers * one) if one else None
-    benchmark.extra_info.update(result.to_dict(), images_per_s_per_worker=result.samples_per_s / workers,
-                                scaling_efficiency=efficiency, cores=CORES)
+    record_result(benchmark, result, samples_per_s_rounds=rounds, images_per_s_per_worker=result.samples_per_s / workers,
+                  scaling_efficiency=efficiency, cores=CORES)
     if efficiency is not None:
         assert efficiency >= 0.85, f"{framework} at {workers} workers: {efficiency:.0%} of {workers} x one worker"
 
 
-@pytest.mark.benchmark(group="vision-train-scaling")
+@pytest.mark.benchmark(group="image")
 def test_tf_autotune_against_the_best_fixed_setting(benchmark):
-    result = _median_run(benchmark, "tf", "autotune", CORES)
+    result, rounds = _median_run(benchmark, "tf", "autotune", CORES)
     fixed = [rate for (framework, _), rate in _rates.items() if framework == "tf"]  # the best is at all cores
     best = max(fixed) if fixed else None
-    benchmark.extra_info.update(result.to_dict(), best_fixed_images_per_s=best, cores=CORES)
+    record_result(benchmark, result, samples_per_s_rounds=rounds, best_fixed_images_per_s=best, cores=CORES)
     if best:
         assert result.samples_per_s >= 0.9 * best, f"AUTOTUNE {result.samples_per_s:.0f} images/s, best fixed {best:.0f}"

@@ -1,0 +1,262 @@
+"""The pytest plugin (loader_benchmark, record_result, the summary), run through pytester.
+
+The inner sessions measure producers of known cost on the CPU: a list of in-memory batches
+(free to make, so the workload sets the pace: B / c samples/s) and a synchronous
+SleepProducer of d seconds a batch (period d + c, starvation d / (d + c)).
+"""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from feedbench.pipelines import RunResult
+from feedbench.pipelines.metrics import steady_state
+
+pytest_plugins = ["pytester"]
+
+BATCH, STEP_S, PRODUCER_S = 8, 0.005, 0.010
+FREE = steady_state(0.0, STEP_S, prefetch=False)  # a list of batches: the workload sets the pace
+SLOW = steady_state(PRODUCER_S, STEP_S, prefetch=False)  # 10 ms to make a batch, synchronously
+RATE_TOLERANCE, FRACTION_TOLERANCE = 0.12, 0.06
+
+LOADERS = f"""
+import time
+
+import pytest
+import torch
+
+from feedbench.pipelines.synthetic import SleepProducer
+
+STEP = "emulated:{STEP_S * 1e3:g}ms"
+
+
+class Batches(list):
+    feedbench_skipped = 3  # read by measure() into RunResult.skipped
+
+
+def in_memory():
+    return Batches((torch.zeros({BATCH}, 3, 4, 4, dtype=torch.uint8), torch.zeros({BATCH}, dtype=torch.int64))
+                   for _ in range(6))
+
+
+def slow():
+    return SleepProducer({PRODUCER_S}, batch_size={BATCH})
+"""
+
+SUMMARY_TITLE = "feedbench: loader figures"
+
+
+def _run(pytester, body, *args):
+    pytester.makepyfile(test_inner=LOADERS + body)
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+def _json(pytester, name="out.json"):
+    data = json.loads((pytester.path / name).read_text())
+    return {bench["name"]: bench for bench in data["benchmarks"]}
+
+
+def test_json_holds_the_run_result_at_the_analytic_rate(pytester):
+    result = _run(pytester, """
+def test_free(loader_benchmark):
+    run = loader_benchmark(in_memory(), workload=STEP, device="cpu", steps=30, warmup=2)
+    assert run.steps == 30 and run.epochs > 1  # the list was cycled
+""", "--benchmark-json=out.json")
+    result.assert_outcomes(passed=1)
+    bench = _json(pytester)["test_free"]
+    run = RunResult.from_dict(bench["extra_info"]["run_result"])
+    assert run.samples_per_s == pytest.approx(BATCH * FREE.batches_per_s, rel=RATE_TOLERANCE)
+    assert run.starvation == pytest.approx(FREE.starvation, abs=FRACTION_TOLERANCE)
+    assert run.accelerator_utilization == pytest.approx(FREE.accelerator_utilization, abs=FRACTION_TOLERANCE)
+    assert run.skipped == 3 and run.device == "cpu" and run.workload == "emulated:5ms"
+    assert run.peak_rss_bytes > 0 and run.input_bound == "not"
+    assert bench["stats"]["rounds"] == 1  # one measure() run by default
+
+
+def test_a_budget_that_is_met_passes_and_returns_the_result(pytester):
+    result = _run(pytester, """
+def test_slow(loader_benchmark, benchmark):
+    run = loader_benchmark(slow(), workload=STEP, device="cpu", steps=20, warmup=2,
+                           max_starvation=0.9, min_samples_per_s=100)
+    assert run.to_dict()["samples_per_s"] == benchmark.extra_info["run_result"]["samples_per_s"]
+    print("MEASURED", run.samples_per_s, run.starvation)
+""", "-s")
+    result.assert_outcomes(passed=1)
+    rate, starvation = map(float, re.search(r"MEASURED (\S+) (\S+)", result.stdout.str()).groups())
+    assert rate == pytest.approx(BATCH * SLOW.batches_per_s, rel=RATE_TOLERANCE)
+    assert starvation == pytest.approx(SLOW.starvation, abs=FRACTION_TOLERANCE)
+
+
+def test_a_missed_budget_fails_naming_measured_and_allowed_figures(pytester):
+    result = _run(pytester, """
+def test_slow(loader_benchmark):
+    loader_benchmark(slow(), workload=STEP, device="cpu", steps=20, warmup=2,
+                     max_starvation=0.2, min_samples_per_s=2000)
+""", "--benchmark-json=out.json")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    starvation = re.search(r"starvation (\d\.\d+) above the allowed maximum 0\.200", out)
+    rate = re.search(r"samples/s (\d+\.\d) below the allowed minimum 2000\.0", out)
+    assert starvation and rate, out
+    assert float(starvation.group(1)) == pytest.approx(SLOW.starvation, abs=FRACTION_TOLERANCE)
+    assert float(rate.group(1)) == pytest.approx(BATCH * SLOW.batches_per_s, rel=RATE_TOLERANCE)
+    # The failing run is still recorded, with the figures the message names.
+    recorded = _json(pytester)["test_slow"]["extra_info"]["run_result"]
+    assert f"{recorded['starvation']:.3f}" == starvation.group(1)
+    assert f"{recorded['samples_per_s']:.1f}" == rate.group(1)
+
+
+SUMMARY_TESTS = """
+def test_free(loader_benchmark):
+    loader_benchmark(in_memory(), workload=STEP, device="cpu", steps=20, warmup=2)
+
+
+def test_slow(loader_benchmark):
+    loader_benchmark(slow(), workload=STEP, device="cpu", steps=20, warmup=2)
+
+
+def test_plain(benchmark):
+    benchmark(sum, range(100))
+"""
+
+
+def _summary_rows(lines):
+    start = next(i for i, line in enumerate(lines) if SUMMARY_TITLE in line)
+    rows = {}
+    for line in lines[start + 2:]:
+        cells = line.split()
+        if not cells or not cells[0].startswith("test_"):
+            break
+        rows[cells[0]] = cells
+    return start, rows
+
+
+def test_summary_follows_pytest_benchmarks_table_with_one_row_per_loader(pytester):
+    result = _run(pytester, SUMMARY_TESTS, "--benchmark-json=out.json")
+    result.assert_outcomes(passed=3)
+    lines = result.stdout.lines
+    table = next(i for i, line in enumerate(lines) if re.search(r"benchmark: 3 tests", line))
+    start, rows = _summary_rows(lines)
+    assert start > table
+    assert lines[start + 1].split() == ["Name", "samples/s", "starvation", "AU", "input-bound", "peak", "RSS", "skipped"]
+    assert set(rows) == {"test_free", "test_slow"}  # the plain benchmark has no RunResult
+    recorded = {name: bench["extra_info"].get("run_result") for name, bench in _json(pytester).items()}
+    for name, verdict, skipped in (("test_free", "not", "3"), ("test_slow", "highly", "0")):
+        run = recorded[name]
+        assert rows[name][1:] == [f"{run['samples_per_s']:,.1f}", f"{run['starvation']:.1%}",
+                                  f"{run['accelerator_utilization']:.1%}", verdict,
+                                  f"{run['peak_rss_bytes'] / 2**20:,.0f}", "MiB", skipped]
+
+
+def test_the_summary_can_be_turned_off(pytester):
+    result = _run(pytester, SUMMARY_TESTS, "--feedbench-no-summary")
+    result.assert_outcomes(passed=3)
+    out = result.stdout.str()
+    assert "benchmark: 3 tests" in out  # pytest-benchmark's own table stays
+    assert SUMMARY_TITLE not in out
+
+
+def test_nothing_is_printed_when_no_loader_was_benchmarked(pytester):
+    result = _run(pytester, """
+def test_plain(benchmark):
+    benchmark(sum, range(100))
+
+
+def test_not_a_benchmark():
+    assert in_memory()
+""")
+    result.assert_outcomes(passed=2)
+    after_header = result.stdout.str().split("collected 2 items", 1)[1]  # the header lists the plugin
+    assert "benchmark: 1 tests" in after_header and "feedbench" not in after_header
+
+
+def test_a_zero_argument_callable_is_built_in_setup_once_per_round(pytester):
+    result = _run(pytester, """
+built = []
+
+
+def make():
+    built.append(1)
+    time.sleep(1.0)  # construction: must stay out of the timed region
+    return in_memory()
+
+
+def test_factory(loader_benchmark):
+    run = loader_benchmark(make, workload=STEP, device="cpu", steps=10, warmup=2, rounds=2)
+    assert len(built) == 2
+    assert run.epochs > 1
+""", "--benchmark-json=out.json")
+    result.assert_outcomes(passed=1)
+    bench = _json(pytester)["test_factory"]
+    assert bench["stats"]["rounds"] == 2
+    assert bench["stats"]["max"] < 1.0  # 12 steps of 5 ms, without the 1 s build
+    rounds = bench["extra_info"]["samples_per_s_rounds"]
+    assert len(rounds) == 2
+    assert bench["extra_info"]["run_result"]["samples_per_s"] == max(rounds)  # the median of two: the upper
+    for rate in rounds:
+        assert rate == pytest.approx(BATCH * FREE.batches_per_s, rel=RATE_TOLERANCE)
+
+
+BAD_ARGUMENTS = {
+    "max_starvation=-0.1": "max_starvation must be a fraction in [0, 1], got -0.1",
+    "max_starvation=1.5": "max_starvation must be a fraction in [0, 1], got 1.5",
+    "min_samples_per_s=0": "min_samples_per_s must be a positive number, got 0",
+    "min_samples_per_s='fast'": "min_samples_per_s must be a positive number, got 'fast'",
+    "rounds=0": "rounds must be a whole number >= 1, got 0",
+    "warmpu=3": "unknown option(s) warmpu",
+}
+
+
+def test_bad_arguments_give_a_clear_error_before_anything_runs(pytester):
+    cases = "\n".join(
+        f"""
+def test_bad_{i}(loader_benchmark):
+    loader_benchmark(in_memory(), device="cpu", steps=5, {argument})
+""" for i, argument in enumerate(BAD_ARGUMENTS))
+    cases += """
+def test_not_a_loader(loader_benchmark):
+    loader_benchmark(42)
+
+
+def test_a_factory_of_no_loader(loader_benchmark):
+    loader_benchmark(lambda: 42, device="cpu", steps=5)
+
+
+def test_one_shot_iterator_for_two_rounds(loader_benchmark):
+    loader_benchmark(iter(in_memory()), device="cpu", steps=5, rounds=2)
+"""
+    result = _run(pytester, cases)
+    result.assert_outcomes(failed=len(BAD_ARGUMENTS) + 3)
+    out = result.stdout.str()
+    for message in BAD_ARGUMENTS.values():
+        assert f"ConfigError: loader_benchmark: {message}" in out
+    assert "loader must be an iterable of batches or a zero-argument callable that builds one, got int" in out
+    assert "returned int, not an iterable of batches" in out
+    assert "a one-shot iterator (list_iterator) cannot run 2 rounds" in out
+    assert SUMMARY_TITLE not in out  # nothing was measured
+
+
+def test_with_benchmarks_disabled_the_loader_is_still_measured_and_held_to_its_budget(pytester):
+    result = _run(pytester, """
+def test_slow(loader_benchmark):
+    loader_benchmark(slow(), workload=STEP, device="cpu", steps=10, warmup=2, max_starvation=0.2)
+""", "--benchmark-disable")
+    result.assert_outcomes(failed=1)
+    assert re.search(r"starvation 0\.\d+ above the allowed maximum 0\.200", result.stdout.str())
+
+
+def test_the_plugin_loads_neither_torch_nor_tensorflow():
+    code = ("import sys, feedbench.pipelines.pytest_plugin; "
+            "print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_plugin_is_registered_by_entry_point():
+    from importlib.metadata import entry_points
+
+    plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
+    assert plugins.get("feedbench") == "feedbench.pipelines.pytest_plugin"
