@@ -18,6 +18,8 @@ from feedbench.pipelines.errors import ConfigError
 PIPELINES: dict[tuple[str, str], tuple[str, str]] = {
     ("image", "torch"): ("feedbench.vision.torch_pipeline:build_torch_loader", "feedbench.vision._common:ImageConfig"),
     ("image", "tf"): ("feedbench.vision.tf_pipeline:build_tf_dataset", "feedbench.vision._common:ImageConfig"),
+    ("text", "torch"): ("feedbench.text.torch_pipeline:build_torch_loader", "feedbench.text._config:TextConfig"),
+    ("text", "tf"): ("feedbench.text.tf_pipeline:build_tf_dataset", "feedbench.text._config:TextConfig"),
 }
 
 

@@ -11,7 +11,9 @@
   same tokens (tested on awkward text).
 
 Lowercasing, when asked for, is ``str.lower()`` on the whole document before tokenizing
-(TensorFlow's ``tf.strings.lower(encoding="utf-8")`` gives the same, final sigma included).
+(TensorFlow's ``tf.strings.lower(encoding="utf-8")`` gives the same, final sigma included,
+except after a NUL character, for letters newer than TensorFlow's ICU and in Turkish,
+Azerbaijani and Lithuanian locales: ``tf_pipeline`` lowercases such documents in Python).
 """
 
 from __future__ import annotations

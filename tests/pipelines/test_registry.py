@@ -6,13 +6,13 @@ import pytest
 from feedbench.pipelines import ConfigError, RunSpec, registry, run_isolated
 
 
-def test_the_registry_names_both_image_pipelines():
-    assert registry.tasks() == ["image"]
-    assert registry.frameworks("image") == ["tf", "torch"]
+def test_the_registry_names_both_pipelines_of_each_task():
+    assert registry.tasks() == ["image", "text"]
+    assert registry.frameworks("image") == registry.frameworks("text") == ["tf", "torch"]
 
 
 def test_unknown_task_framework_and_option_are_clear_errors():
-    with pytest.raises(ConfigError, match="unknown task 'video'; choose image"):
+    with pytest.raises(ConfigError, match="unknown task 'video'; choose image, text"):
         registry.loader_factory("video", "torch", "x", None)
     with pytest.raises(ConfigError, match="unknown framework 'jax' for task 'image'; choose tf, torch"):
         registry.make_config("image", "jax", {})
