@@ -1,9 +1,12 @@
 """`feedbench demo`: the main job on embedded defaults.
 
-For now it makes (or reuses) the default datasets in the cache, reads them back through the
-shard reader, prints what they hold, and checks the consumer loop against producers of known
-cost (the ground truth every figure rests on); the framework comparison joins it when the
-pipelines exist.
+Makes (or reuses) the default datasets in the cache, then compares the frameworks' image
+pipelines, and their text pipelines where the text task is registered, on a small grid
+suited to this machine (worker counts up to the cores, every run in a fresh process pinned
+to the same CPUs, device auto), printing each comparison's table and verdict and where its
+report is. A few minutes on 2 cores. The consumer loop's own check against producers of
+known cost is ``python -m feedbench.pipelines.validate`` (no longer run here: it measures
+the harness, not the pipelines).
 """
 
 from __future__ import annotations
@@ -11,26 +14,73 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
+from feedbench.pipelines import registry
+from feedbench.pipelines._cache import cache_dir
+from feedbench.pipelines._cli_compare import compare, default_worker_counts, parse_list
+from feedbench.pipelines._cli_run import one_line_errors, parse_workers, stdout_console
 from feedbench.pipelines._progress import progress_bar
+from feedbench.pipelines.grid import Settings
+
+IMAGE_BATCH, TEXT_BATCH = 32, 64
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    demo = commands.add_parser("demo", help="make the default datasets and run what feedbench can measure so far")
+    demo = commands.add_parser(
+        "demo", help="make the default datasets, then compare torch and tf.data pipelines on them",
+        description="Makes the default datasets in the cache (if they are not there), then compares the "
+        "frameworks' image pipelines (and text pipelines, where present) on a small grid suited to this machine, "
+        "and prints the tables, verdicts and where the reports are.")
     demo.add_argument("--images", type=int, default=None, help="images in the default image set (default 512)")
     demo.add_argument("--documents", type=int, default=None, help="documents in the default corpus (default 2000)")
-    demo.add_argument("--steps", type=int, default=60, help="measured steps per consumer-loop check (default 60)")
+    demo.add_argument("--workers", help="comma-separated worker counts (default: 0, 1, 2, 4, ... up to the cores)")
+    demo.add_argument("--steps", type=int, default=50, help="measured steps per run (default 50)")
+    demo.add_argument("--workload", default="emulated:20ms", help="the consumer's step (default emulated:20ms)")
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    demo.add_argument("--out", metavar="DIR",
+                      help="folder for the reports, DIR/image and DIR/text (default: a new one in <cache>/demo)")
+    demo.add_argument("--resume", action="store_true", help="continue the results in --out DIR")
+    one_line_errors(demo)
     demo.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> list[str]:
+    from feedbench.datasets import defaults
+
+    images, text = _datasets(args.images or defaults.IMAGES, args.documents or defaults.DOCUMENTS)
+    workers = [parse_workers(w) for w in parse_list(args.workers, "--workers")] or default_worker_counts()
+    out = Path(args.out) if args.out else cache_dir() / "demo" / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    plan = [("image", images.root, {"batch_size": _batch(IMAGE_BATCH, args.images or defaults.IMAGES)})]
+    if "text" in registry.tasks():
+        plan.append(("text", text.root, {"batch_size": _batch(TEXT_BATCH, args.documents or defaults.DOCUMENTS)}))
+    console = stdout_console()
+    reports = []
+    for task, source, options in plan:
+        settings = Settings(task=task, data=source, workload=args.workload, device=args.device, steps=args.steps,
+                            options=options)
+        console.rule(f"{task}: {', '.join(registry.frameworks(task))} at {', '.join(map(str, workers))} workers")
+        lines = compare(settings, registry.frameworks(task), workers, out / task, resume=args.resume,
+                        what=f"demo {task}")
+        for line in lines:
+            console.print(line, highlight=False, soft_wrap=True)
+        reports.append((task, out / task / "report.md"))
+    missing = [] if "text" in registry.tasks() else ["the text pipelines are not registered in this version"]
+    return [f"datasets in {defaults.data_dir()}", *(f"{task} report: {path}" for task, path in reports), *missing]
+
+
+def _batch(preferred: int, samples: int) -> int:
+    """The preferred batch, made smaller for a tiny dataset so that an epoch holds a few batches."""
+    return max(1, min(preferred, samples // 4))
+
+
+def _datasets(n_images: int, n_docs: int):
+    """Makes or reuses the default image folder, its shards and the corpus; prints a table."""
     from feedbench.datasets import ParquetShards, defaults
 
-    n_images = args.images or defaults.IMAGES
-    n_docs = args.documents or defaults.DOCUMENTS
     rows = []
     started = time.perf_counter()
     with progress_bar("default images", n_images) as advance:
@@ -44,44 +94,13 @@ def run(args: argparse.Namespace) -> list[str]:
     with progress_bar("default corpus", n_docs) as advance:
         text = defaults.default_text(n=n_docs, progress=advance)
     rows.append(_row("text corpus", text, started, rows_read=len(ParquetShards(text.root / "shards"))))
-
     table = Table(title="feedbench default datasets")
     for column in ("dataset", "files", "MB", "KB/file", "rows read", "seconds", "state"):
         table.add_column(column, justify="left" if column in ("dataset", "state") else "right")
     for row in rows:
         table.add_row(*row)
-    console = Console()
-    console.print(table)
-    console.print(_loop_check(args.steps))
-    return [
-        f"datasets in {defaults.data_dir()}",
-        "The framework comparison (torch DataLoader vs tf.data through one consumer loop) is not part of "
-        "this version yet; `feedbench data --help` makes datasets of your own size."
-    ]
-
-
-def _loop_check(steps: int) -> Table:
-    """The consumer loop against producers of known cost: measured beside analytic figures."""
-    from feedbench.pipelines.validate import CASES, run_case
-
-    table = Table(title="consumer loop against ground truth (CPU)")
-    for column in ("producer", "d/c ms", "batch/s (truth)", "starved (truth)", "AU (truth)", "ok"):
-        table.add_column(column, justify="left" if column == "producer" else "right")
-    chosen = [case for case in CASES if case.name in DEMO_CASES]
-    with progress_bar("consumer-loop checks", len(chosen)) as advance:
-        for case in chosen:
-            check = run_case(case, device="cpu", steps=steps)
-            r, t = check.result, check.truth
-            table.add_row(
-                case.name, f"{case.producer_s * 1e3:g}/{case.step_s * 1e3:g}",
-                f"{r.batches_per_s:.1f} ({t.batches_per_s:.1f})", f"{r.starvation:.2f} ({t.starvation:.2f})",
-                f"{r.accelerator_utilization:.2f} ({t.accelerator_utilization:.2f})", "yes" if check.passed else "NO",
-            )
-            advance(1)
-    return table
-
-
-DEMO_CASES = ("sync, producer-bound", "prefetch, consumer-bound", "2 CPU workers, producer-bound")  # one per regime
+    stdout_console().print(table)
+    return images, text
 
 
 def _row(name: str, dataset, started: float, rows_read: int | None = None) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from feedbench.pipelines import __version__, _cli_data, _cli_demo
+from feedbench.pipelines import __version__, _cli_compare, _cli_data, _cli_demo, _cli_report, _cli_run, _cli_sweep
 from feedbench.pipelines.errors import FeedbenchError
 
 
@@ -22,7 +22,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _cli_data.add_parser(commands)
     _cli_demo.add_parser(commands)
+    _cli_run.add_parser(commands)
+    _cli_compare.add_parser(commands)
+    _cli_sweep.add_parser(commands)
+    _cli_report.add_parser(commands)
+    _one_line_errors_everywhere(parser)
     return parser
+
+
+def _one_line_errors_everywhere(parser: argparse.ArgumentParser) -> None:
+    """A usage error of any (sub)command is one line, as every other error."""
+    _cli_run.one_line_errors(parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _one_line_errors_everywhere(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,24 +1,46 @@
-"""`feedbench demo` through the installed entry point, on a private cache."""
+"""`feedbench demo` through the installed entry point, on a private cache: the default
+datasets, then the comparison of the frameworks on them, then the same again resumed."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from feedbench.pipelines import registry
+
 FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))
 
 
-def test_demo_makes_the_default_datasets_then_reuses_them(tmp_path):
+def test_demo_makes_the_datasets_compares_the_frameworks_then_resumes(tmp_path):
     env = {**os.environ, "FEEDBENCH_CACHE": str(tmp_path)}
-    args = [FEEDBENCH, "demo", "--images", "16", "--documents", "40", "--steps", "5"]
-    first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    args = [FEEDBENCH, "demo", "--images", "16", "--documents", "40", "--workers", "0", "--steps", "3",
+            "--workload", "emulated:5ms"]
+    first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stderr
     assert "image folder" in first.stdout and "image shards" in first.stdout and "generated" in first.stdout
     assert (tmp_path / "data" / "images-16" / "manifest.json").is_file()
     assert (tmp_path / "data" / "images-16.parquet" / "part-00000.parquet").is_file()
     assert (tmp_path / "data" / "text-40" / "corpus.jsonl").is_file()
-    assert "ground truth" in first.stdout and "consumer-bound" in first.stdout and first.stdout.count(" yes ") + first.stdout.count(" NO ") == 3
-    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+
+    tasks = ["image", "text"] if "text" in registry.tasks() else ["image"]
+    reports = [Path(line.split(": ", 1)[1]) for line in first.stdout.splitlines() if line.endswith("/report.md")
+               and line.split(" ", 1)[0] in tasks]
+    assert [p.parent.name for p in reports] == tasks
+    out = reports[0].parent.parent
+    assert out.parent == tmp_path / "demo"
+    for task in tasks:
+        rows = json.loads((out / task / "results.json").read_text())
+        assert sorted(r["framework"] for r in rows) == registry.frameworks(task)
+        assert all(r["ok"] and r["workers"] == 0 and r["steps"] == 3 for r in rows), [r["error"] for r in rows]
+        assert (out / task / "throughput.png").is_file() and "## Verdict" in (out / task / "report.md").read_text()
+    image_rows = json.loads((out / "image" / "results.json").read_text())
+    assert image_rows[0]["settings"]["options"]["batch_size"] == 4  # 16 images: batches small enough for an epoch
+    assert "fed the consumer better" in first.stdout or "No clear winner" in first.stdout
+
+    second = subprocess.run([*args, "--out", str(out), "--resume"], capture_output=True, text=True, env=env, timeout=600)
     assert second.returncode == 0, second.stderr
     assert "generated" not in second.stdout and second.stdout.count("reused") == 3
+    assert second.stdout.count(f"{len(registry.frameworks('image'))} of 2 cells were already in") >= 1
+    assert json.loads((out / "image" / "results.json").read_text()) == image_rows  # nothing measured again

@@ -1,0 +1,193 @@
+"""grid: settings checked before anything runs, cells, one real isolated cell, and the
+results folder (row by row, atomic, resumable, one settings per folder)."""
+
+import json
+import math
+
+import pyarrow.parquet as pq
+import pytest
+
+from feedbench.pipelines import ConfigError, DatasetError, RunResult, grid
+from feedbench.pipelines.grid import Cell, Measurer, ResultStore, Settings
+
+TINY = {"batch_size": 4, "image_size": 32}
+
+
+@pytest.fixture
+def settings(small_folder):
+    return Settings(task="image", data=small_folder.root, workload="emulated:5ms", device="cpu", steps=5,
+                    options=TINY)
+
+
+def fake_row(settings, framework, workers, rate=100.0, ok=True):
+    result = RunResult(samples_per_s=rate, batches_per_s=rate / 4, starvation=0.5, accelerator_utilization=0.5,
+                       steps=5, window_s=1.0) if ok else RunResult.failed("RuntimeError: boom")
+    return grid.make_row(settings, Cell(framework, workers), result, command="test", started_at="t", wall_s=1.0)
+
+
+def test_settings_resolve_defaults_and_normalize(settings, small_folder):
+    assert settings.data == str(small_folder.root.resolve())
+    assert settings.cpus == len(grid.available_cpus()) and settings.steps == 5 and settings.warmup == "auto"
+    assert Settings(task="image", data=small_folder.root).steps == grid.DEFAULT_STEPS
+    assert Settings(task="image", data=small_folder.root, workload="Emulated:0.02s").workload == "emulated:20ms"
+    assert settings.to_dict()["options"] == TINY and json.dumps(settings.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"task": "video"}, ConfigError, "unknown task 'video'; choose image"),
+        ({"data": "/nowhere/at/all"}, DatasetError, "/nowhere/at/all: no such dataset"),
+        ({"workload": "bert"}, ConfigError, "unknown workload 'bert'"),
+        ({"device": "tpu"}, ConfigError, "device 'tpu': choose auto, cpu, cuda"),
+        ({"cpus": 0}, ConfigError, "cpus must be 1.."),
+        ({"steps": 0}, ConfigError, "steps must be a whole number >= 1"),
+        ({"warmup": "soon"}, ConfigError, "warmup must be a whole number >= 1 or 'auto'"),
+        ({"options": {"workers": 2}}, ConfigError, "workers is set per cell"),
+    ],
+)
+def test_bad_settings_are_refused_naming_what(small_folder, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        Settings(**{"task": "image", "data": small_folder.root, **kwargs})
+
+
+def test_a_folder_that_is_no_image_dataset_is_refused_before_any_run(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="empty"):
+        Settings(task="image", data=tmp_path / "empty")
+
+
+def test_cuda_where_there_is_none_is_refused():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="torch sees no CUDA device"):
+        Settings(task="image", data=".", device="cuda")
+
+
+def test_unknown_framework_or_option_is_refused(settings):
+    with pytest.raises(ConfigError, match="unknown framework 'jax'"):
+        settings.check_frameworks(["torch", "jax"])
+    bad = Settings(task="image", data=settings.data, options={"colour": "red"})
+    with pytest.raises(ConfigError, match="unknown option.*colour"):
+        bad.check_frameworks(["torch"])
+
+
+def test_cells_go_worker_count_by_worker_count_and_check_workers():
+    assert [c.label for c in grid.cells(["torch", "tf"], [0, 2])] == [
+        "torch workers=0", "tf workers=0", "torch workers=2", "tf workers=2"]
+    assert Cell("tf", "autotune").workers == "autotune"
+    for bad in (-1, "many", True):
+        with pytest.raises(ConfigError, match="workers must be an integer >= 0 or 'autotune'"):
+            Cell("tf", bad)
+
+
+def test_auto_warmup_drains_what_the_workers_made_ahead():
+    assert grid.auto_warmup(0, 2, 8) == 4
+    assert grid.auto_warmup(4, 2, 8) == 20
+    assert grid.auto_warmup("autotune", "autotune", 8) == 2 * 8 * 2 + 4
+
+
+def test_cell_spec_carries_the_settings_and_the_cell(settings):
+    spec = grid.cell_spec(settings, Cell("torch", 1))
+    assert spec.cpus == settings.cpus and spec.steps == 5 and spec.device == "cpu" and spec.warmup == 8
+    assert spec.config["framework"] == "torch" and spec.config["workers"] == 1 and spec.config["image_size"] == 32
+
+
+def test_one_real_cell_gives_a_row_with_every_field(settings):
+    row = grid.run_cell(settings, Cell("torch", 0), command="test")
+    assert row["ok"], row["error"]
+    for name in RunResult.__dataclass_fields__:
+        assert name in row
+    assert row["framework"] == "torch" and row["workers"] == 0 and row["command"] == "test"
+    assert row["samples_per_s"] > 0 and row["steps"] == 5 and row["config"]["cpu_ids"]
+    assert row["settings"] == settings.to_dict()
+    assert row["cpu_cores"] >= 1 and row["cpu_model"] and row["torch_version"] and "tensorflow_version" in row
+    assert RunResult.from_dict(row).samples_per_s == row["samples_per_s"]
+
+
+def test_store_writes_json_and_parquet_row_by_row_and_replaces_a_cell(settings, tmp_path):
+    store = ResultStore.open(tmp_path / "out", settings, resume=False)
+    store.add(fake_row(settings, "torch", 0, 100.0))
+    store.add(fake_row(settings, "tf", "autotune", ok=False))
+    assert len(json.loads((tmp_path / "out" / "results.json").read_text())) == 2
+    store.add(fake_row(settings, "torch", 0, 300.0))  # the same cell again: replaced, not doubled
+    rows = ResultStore.load(tmp_path / "out").rows
+    assert [(r["framework"], r["workers"]) for r in rows] == [("tf", "autotune"), ("torch", 0)]
+    assert rows[1]["samples_per_s"] == 300.0
+    table = pq.read_table(tmp_path / "out" / "results.parquet")
+    assert table.num_rows == 2
+    assert table.column("workers").to_pylist() == ["autotune", "0"]
+    assert table.column("ok").to_pylist() == [False, True]
+    assert table.column("error").to_pylist()[0] == "RuntimeError: boom"
+    assert json.loads(table.column("settings")[1].as_py())["options"] == TINY
+    assert math.isnan(RunResult.from_dict(rows[0]).samples_per_s)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["results.json", "results.parquet"]  # no temp files
+
+
+def test_store_refuses_to_mix_or_to_overwrite(settings, tmp_path):
+    store = ResultStore.open(tmp_path, settings, resume=False)
+    store.add(fake_row(settings, "torch", 0))
+    with pytest.raises(ConfigError, match="already holds 1 results; pass --resume"):
+        ResultStore.open(tmp_path, settings, resume=False)
+    other = Settings(task="image", data=settings.data, workload="emulated:7ms", device="cpu", steps=5, options=TINY)
+    with pytest.raises(ConfigError, match="other settings \\(workload: 'emulated:5ms' there, 'emulated:7ms' now\\)"):
+        ResultStore.open(tmp_path, other, resume=True)
+    assert len(ResultStore.open(tmp_path, settings, resume=True).rows) == 1
+
+
+def test_store_load_says_what_is_wrong(tmp_path):
+    with pytest.raises(DatasetError, match="no results here"):
+        ResultStore.load(tmp_path)
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(DatasetError, match="not readable as feedbench results"):
+        ResultStore.load(tmp_path)
+
+
+def test_an_interrupted_write_leaves_the_last_complete_file(tmp_path):
+    target = tmp_path / "results.json"
+    target.write_text("complete")
+
+    def half_then_interrupt(tmp):
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        grid.write_atomically(target, half_then_interrupt)
+    assert target.read_text() == "complete" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_run_grid_skips_saved_cells_and_keeps_each_row_as_it_comes(settings, tmp_path, monkeypatch):
+    ran = []
+
+    def fake_run_cell(s, cell, *, command):
+        if cell == Cell("tf", 1):
+            raise KeyboardInterrupt  # an interrupt during the third cell
+        ran.append(cell)
+        return fake_row(s, cell.framework, cell.workers)
+
+    monkeypatch.setattr(grid, "run_cell", fake_run_cell)
+    store = ResultStore.open(tmp_path, settings, resume=False)
+    store.add(fake_row(settings, "torch", 0))
+    cells = grid.cells(["torch", "tf"], [0, 1])
+    with pytest.raises(KeyboardInterrupt):
+        grid.run_grid(settings, cells, store, command="test")
+    assert ran == [Cell("tf", 0), Cell("torch", 1)]
+    assert len(ResultStore.load(tmp_path).rows) == 3  # saved before the interrupt
+
+    monkeypatch.setattr(grid, "run_cell", lambda s, cell, *, command: (ran.append(cell), fake_row(s, cell.framework, cell.workers))[1])
+    started = []
+    resumed = ResultStore.open(tmp_path, settings, resume=True)
+    assert grid.run_grid(settings, cells, resumed, command="test", on_start=lambda c, i, n: started.append((c, i, n))) == (1, 3)
+    assert started == [(Cell("tf", 1), 1, 1)] and len(ResultStore.load(tmp_path).rows) == 4
+
+
+def test_measurer_reads_saved_cells_back_and_runs_the_rest(settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(grid, "run_cell", lambda s, cell, *, command: fake_row(s, cell.framework, cell.workers, 50.0))
+    store = ResultStore.open(tmp_path, settings, resume=False)
+    store.add(fake_row(settings, "torch", 1, 123.0))
+    measure = Measurer(settings, "torch", store)
+    assert measure(1).samples_per_s == 123.0
+    assert measure(2).samples_per_s == 50.0
+    assert (measure.ran, measure.reused) == (1, 1)
+    assert {r["workers"] for r in ResultStore.load(tmp_path).rows} == {1, 2}
