@@ -8,7 +8,9 @@ On CUDA a step runs under bf16 autocast (the ResNets also in channels_last) and 
 for the device: the consumer loop times it with CUDA events, and a host sync per step would
 serialize the host with the device. Input checks that must read the values of a tensor
 (label range, token ids) therefore run once, on the first batch in :meth:`warmup`, on CUDA,
-and on every step elsewhere, where reading a tensor costs nothing of note. Checks of
+and on every step elsewhere, where reading a tensor costs nothing of note (a textcls
+workload whose sizes were guessed from a batch also checks later batches on CUDA, without
+waiting: see :class:`TextClassifier`). Checks of
 structure, shape and dtype read only metadata and run on every step everywhere.
 """
 
@@ -29,6 +31,11 @@ from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD  # uint8 images
 
 # The smallest vocabulary sized from a first batch: room for ids that the batch did not show.
 MIN_VOCAB_SIZE = 32768
+# Likewise the fewest classes sized from a first batch (the head is 64 x this: cheap).
+MIN_CLASSES = 256
+# The most a loader or a first batch may ask for (an embedding or head of 64 x this).
+MAX_VOCAB_SIZE = 1 << 26
+MAX_CLASSES = 1 << 20
 EMBEDDING_DIM = 64
 
 
@@ -207,25 +214,47 @@ class TextClassifier(_TrainingStep):
     Token ids are int64 ``[B, T]`` padded with 0 beyond each length; positions at or beyond a
     sequence's length are ignored. Adam (lr 1e-3) and cross-entropy; bf16 autocast on CUDA.
 
+    Sizes not given are taken from the loader by :meth:`bind` (``len(loader.vocab)`` and
+    ``loader.num_classes``, as the feedbench text loaders carry them), else guessed from the
+    first batch at :meth:`warmup`: the next power of two above its largest id (label), at
+    least ``MIN_VOCAB_SIZE`` (``MIN_CLASSES``). Guessed sizes are checked against every
+    batch, so that a later batch beyond them is a one-line ConfigError naming the id or
+    label and the size, never a device-side assert: on the CPU before the step; on CUDA
+    without waiting for the device (out-of-range values are clamped for the step and
+    reported within the next few steps; one among a run's last steps may go unreported).
+
     Args:
-        num_classes: Classes of the final layer.
-        vocab_size: Rows of the embedding; None sizes it from the first batch at
-            :meth:`warmup`: the next power of two above its largest id, at least
-            ``MIN_VOCAB_SIZE``.
+        num_classes: Classes of the final layer; None: from the loader or the first batch.
+        vocab_size: Rows of the embedding; None: from the loader or the first batch.
     """
 
     name = "textcls"
 
-    def __init__(self, *, num_classes: int = 2, vocab_size: int | None = None) -> None:
-        super().__init__(num_classes=num_classes)
-        if vocab_size is not None:
-            _require_positive_int("vocab_size", vocab_size)
+    def __init__(self, *, num_classes: int | None = None, vocab_size: int | None = None) -> None:
+        super().__init__(num_classes=num_classes or 1)
+        for what, value in (("num_classes", num_classes), ("vocab_size", vocab_size)):
+            if value is not None:
+                _require_positive_int(what, value)
+        self.num_classes: int | None = num_classes
         self.vocab_size = vocab_size
-        self._vocab_from_batch = vocab_size is None
+        self._guessed = False  # sizes were guessed from a batch: check every batch
+        self._pending: list[tuple[torch.cuda.Event, torch.Tensor]] = []
+
+    def bind(self, loader: Any) -> None:
+        """Takes the sizes not given from `loader`'s ``vocab`` and ``num_classes``, if it has them."""
+        if self.model is not None:
+            return
+        vocab = getattr(loader, "vocab", None)
+        if self.vocab_size is None and vocab is not None and hasattr(vocab, "__len__"):
+            self.vocab_size = _bound_size("vocab_size", len(vocab), MAX_VOCAB_SIZE)
+        classes = getattr(loader, "num_classes", None)
+        if self.num_classes is None and classes is not None:
+            self.num_classes = _bound_size("num_classes", classes, MAX_CLASSES)
 
     def setup(self, device: Any) -> None:
         super().setup(device)
-        if self.vocab_size is not None:
+        self._pending.clear()
+        if self.vocab_size is not None and self.num_classes is not None:
             self._build()
 
     def warmup(self, batch: Any) -> None:
@@ -236,8 +265,10 @@ class TextClassifier(_TrainingStep):
     def step(self, batch: Any) -> None:
         token_ids, lengths, labels = self._unpack(batch)
         if self.model is None or not self._cuda:
-            # Without warm-up the first step sizes the vocabulary itself (one sync on CUDA).
+            # Without warm-up the first step sizes the model itself (one sync on CUDA).
             self._check_values(token_ids, lengths, labels)
+        elif self._guessed:
+            token_ids, labels = self._guard(token_ids, labels)
         with self._autocast():
             loss = self.loss_fn(self.model(token_ids, lengths), labels)
         self._optimize(loss)
@@ -246,9 +277,24 @@ class TextClassifier(_TrainingStep):
         self.model = MeanPoolClassifier(self.vocab_size, self.num_classes).to(self.device).train()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
 
+    def _size_from(self, token_ids: torch.Tensor, labels: torch.Tensor) -> None:
+        """Guesses the sizes not known yet from a first batch, and builds the model."""
+        low, high = _min_max(token_ids)
+        if low < 0:
+            raise ConfigError(f"{self.name}: token id {low} is negative (ids must be 0 or more)")
+        if self.vocab_size is None:
+            self.vocab_size = _bound_size("vocab_size", max(MIN_VOCAB_SIZE, 1 << high.bit_length()), MAX_VOCAB_SIZE)
+            self._guessed = True
+        if self.num_classes is None:
+            low, high = _min_max(labels)
+            if low < 0:
+                raise ConfigError(f"{self.name}: label {low} is negative (labels must be 0 or more)")
+            self.num_classes = _bound_size("num_classes", max(MIN_CLASSES, 1 << high.bit_length()), MAX_CLASSES)
+            self._guessed = True
+        self._build()
+
     def _check_values(self, token_ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> None:
-        """Checks labels, lengths and ids by value; builds the model first if the vocabulary is unsized."""
-        self._check_labels(labels)
+        """Checks labels, lengths and ids by value; builds the model first if it is unsized."""
         seq_len = token_ids.shape[1]
         bad = _out_of_range(lengths, seq_len + 1)
         if bad is not None:
@@ -257,19 +303,33 @@ class TextClassifier(_TrainingStep):
                 f"(lengths must be 0 to {seq_len})"
             )
         if self.model is None:
-            low, high = _min_max(token_ids)
-            if low < 0:
-                raise ConfigError(f"{self.name}: token id {low} is negative (ids must be 0 or more)")
-            self.vocab_size = max(MIN_VOCAB_SIZE, 1 << high.bit_length())
-            self._build()
-            return
-        bad = _out_of_range(token_ids, self.vocab_size)
+            self._size_from(token_ids, labels)
+        self._check_labels(labels)
+        self._check_ids(_out_of_range(token_ids, self.vocab_size))
+
+    def _check_ids(self, bad: int | None) -> None:
         if bad is not None:
-            sized = " (sized from the first batch)" if self._vocab_from_batch else ""
+            sized = " (sized from the first batch)" if self._guessed else ""
             raise ConfigError(
                 f"{self.name}: token id {bad} is out of range for vocab_size={self.vocab_size}{sized}; "
                 f"ids must be 0 to {self.vocab_size - 1}, pass a larger vocab_size"
             )
+
+    def _guard(self, token_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """On CUDA with guessed sizes: the batch clamped into range, its extremes copied to
+        the host without waiting; the copies of earlier steps that have landed are checked."""
+        while self._pending and self._pending[0][0].query():
+            low_id, high_id, low_label, high_label = self._pending.pop(0)[1].tolist()
+            self._check_ids(high_id if high_id >= self.vocab_size else (low_id if low_id < 0 else None))
+            if high_label >= self.num_classes or low_label < 0:
+                self._check_labels(torch.tensor([low_label, high_label]))
+        extremes = torch.stack([*torch.aminmax(token_ids), *torch.aminmax(labels)])
+        host = torch.empty(4, dtype=torch.int64, pin_memory=True)
+        host.copy_(extremes, non_blocking=True)
+        landed = torch.cuda.Event()
+        landed.record()
+        self._pending.append((landed, host))
+        return token_ids.clamp(0, self.vocab_size - 1), labels.clamp(0, self.num_classes - 1)
 
     def _unpack(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(token_ids, lengths, labels)`` from `batch`, checked by structure, shape and dtype only."""
@@ -324,6 +384,14 @@ def _describe(value: Any) -> str:
         kinds = ", ".join(type(item).__name__ for item in value)
         return f"a {type(value).__name__} of {len(value)} items ({kinds})"
     return f"a {type(value).__name__}"
+
+
+def _bound_size(name: str, value: Any, limit: int) -> int:
+    """`value` as a size for `name`, a one-line ConfigError when it is not one or above `limit`."""
+    _require_positive_int(name, value)
+    if value > limit:
+        raise ConfigError(f"textcls: {name}={value} (from the data) is more than the {limit} this workload allows")
+    return value
 
 
 def _require_positive_int(name: str, value: Any) -> None:

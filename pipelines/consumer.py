@@ -155,7 +155,9 @@ def measure(
     DataLoader or tf.data.Dataset: the epoch boundary is measured like any step) and
     `cycle` is true; otherwise the run stops there and says so (``stop_reason="exhausted"``).
     A loader may report samples it dropped through an attribute ``feedbench_skipped`` (an
-    int or a zero-argument callable), read at the end into ``RunResult.skipped``.
+    int or a zero-argument callable), read at the end into ``RunResult.skipped``, and
+    documents it cut short through ``feedbench_truncated`` (likewise), read into
+    ``RunResult.truncated``.
 
     Args:
         batches: Any iterable of batches in the common format: torch, TensorFlow or NumPy
@@ -180,6 +182,7 @@ def measure(
     """
     steps = _check(steps, seconds, warmup, timeout)
     work = parse_workload(workload)
+    work.bind(batches)  # before the settings: binding may size the workload (textcls)
     dev = resolve_device(device)
     settings = {"workload": work.describe(), "device": str(dev), "steps": steps, "seconds": seconds,
                 "warmup": warmup, "timeout": timeout, **dict(config or {})}
@@ -386,7 +389,8 @@ class _Loop:
             peak_pss_bytes=self.sampler.peak_pss_bytes,
             peak_device_bytes=torch.cuda.max_memory_allocated(self.device) if self.cuda else None,
             cpu_util=self.sampler.cpu_util(),
-            skipped=_skipped(self.batches),
+            skipped=_count(self.batches, "feedbench_skipped"),
+            truncated=_count(self.batches, "feedbench_truncated"),
             config=settings,
         )
 
@@ -407,6 +411,7 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def _skipped(batches: Any) -> int:
-    count = getattr(batches, "feedbench_skipped", 0)
+def _count(batches: Any, attribute: str) -> int:
+    """The loader's count `attribute` (an int or a zero-argument callable), 0 when it has none."""
+    count = getattr(batches, attribute, 0)
     return int(count() if callable(count) else count)

@@ -45,6 +45,7 @@ class RunResult:
         peak_device_bytes: Peak memory allocated on the device by torch (None on the CPU).
         cpu_util: CPU seconds the tree used per second of the window (2.0: two cores busy).
         skipped: Samples the pipeline dropped and counted.
+        truncated: Documents cut to ``max_len`` (text pipelines), each counted once.
         config: The configuration of the run (loader and measurement settings).
     """
 
@@ -75,6 +76,7 @@ class RunResult:
     peak_device_bytes: int | None = None
     cpu_util: float = math.nan
     skipped: int = 0
+    truncated: int = 0
     config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -1,7 +1,8 @@
 """What the consumer loop runs on each batch: emulated accelerators and real training steps.
 
-A workload is an object with one small interface (:class:`Workload`): ``setup(device)``
-once, ``warmup(batch)`` on the first batch before anything is measured (cuDNN autotuning,
+A workload is an object with one small interface (:class:`Workload`): ``bind(loader)``
+first (optional: a workload that sizes itself from its data reads the loader's attributes),
+``setup(device)`` once, ``warmup(batch)`` on the first batch before anything is measured (cuDNN autotuning,
 allocator growth, calibration), then ``step(batch)`` per measured step. ``step`` receives the
 batch already on the device, in the structure the loader yields (a tuple, list or dict of
 torch tensors). On CUDA a step may return before its kernels finish: the loop times the
@@ -40,6 +41,14 @@ class Workload:
 
     name = "workload"
     warmup_steps = 3
+
+    def bind(self, loader: Any) -> None:
+        """Called by ``measure`` with the loader before :meth:`setup`; by default does nothing.
+
+        A workload that must be sized to its data reads what it needs here (the textcls
+        workload reads ``len(loader.vocab)`` and ``loader.num_classes`` when present) rather
+        than guessing from a batch. It must not iterate the loader.
+        """
 
     def setup(self, device: Any) -> None:
         """Prepares to run on `device` (a ``torch.device``): build models, calibrate."""

@@ -5,7 +5,8 @@ The pass tokenizes every document once in the main process. It yields the vocabu
 none is given), each document's token count (the torch pipeline's bucketing sampler needs
 it before any worker runs) and the number of documents longer than ``max_len`` (reported
 as ``truncated``, each document once). Its result is cached on disk, keyed by the corpus's
-content and the tokenizer, so that the runs of a grid do not pay it again.
+content and the tokenizer (with its package's version), so that the runs of a grid do not
+pay it again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -57,6 +59,11 @@ class Prepared:
     def skipped(self) -> int:
         return self.corpus.skipped
 
+    @property
+    def num_classes(self) -> int:
+        """The largest label plus one: what a classifier of this corpus must predict."""
+        return max(self.corpus.labels, default=-1) + 1
+
 
 def bucket_boundaries(max_len: int) -> tuple[int, ...]:
     """Powers of two from 16 below `max_len`: a document of ``n`` tokens (after truncation)
@@ -73,9 +80,25 @@ def bucket_of(length: int, boundaries: tuple[int, ...]) -> int:
     return bisect.bisect_right(boundaries, length)
 
 
+# The package whose version a tokenizer's output depends on ("regex" is ours: _PASS_VERSION).
+_TOKENIZER_PACKAGES = {"spacy": "spacy", "nltk": "nltk"}
+
+
+def _tokenizer_version(name: str) -> str:
+    """The installed version of the package behind tokenizer `name` ("" when none or absent)."""
+    package = _TOKENIZER_PACKAGES.get(name)
+    if package is None:
+        return ""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def _key(corpus: Corpus, cfg: TextConfig) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([_PASS_VERSION, cfg.tokenizer, cfg.lowercase, len(corpus)]).encode())
+    head = [_PASS_VERSION, cfg.tokenizer, _tokenizer_version(cfg.tokenizer), cfg.lowercase, len(corpus)]
+    digest.update(json.dumps(head).encode())
     for text in corpus.texts:
         digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")

@@ -25,12 +25,17 @@ class TextConfig:
         lowercase: Lowercase each document before tokenizing.
         batch_size: Documents per batch.
         workers: Parallel tokenizers: DataLoader worker processes, or tf.data's
-            ``num_parallel_calls`` ("autotune" for AUTOTUNE; torch takes it as the default).
+            ``num_parallel_calls``. None (the default): one per core less one. "autotune":
+            tf.data's AUTOTUNE; torch, which has no autotuning, takes it as one worker per
+            core. 0: torch tokenizes in the main process between steps (synchronously);
+            tf.data runs the map sequentially but still prefetches on a background thread
+            (unless `prefetch` is 0).
         shuffle: Shuffle the documents every epoch.
         bucket: Batch documents of similar length together (less padding).
         seed: Seed of the shuffle.
         prefetch: Batches made ahead: DataLoader ``prefetch_factor`` (per worker), tf.data
-            ``prefetch`` buffer ("autotune" allowed; torch takes it as 2).
+            ``prefetch`` buffer ("autotune" allowed; torch takes it as 2). 0: none in
+            tf.data; torch takes it as 1 per worker.
         drop_last: Drop a last short batch (of each bucket, when bucketing).
         on_error: "raise" (a bad record is an error naming its file and line or row) or
             "skip" (dropped and counted).

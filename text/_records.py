@@ -73,6 +73,8 @@ def _record_problem(text: Any, label: Any) -> str | None:
         return f'"label" must be an integer, got {label!r}'
     if label < 0:
         return f'"label" must be >= 0, got {label}'
+    if label >= 2**63:
+        return f'"label" must be < 2**63 (an int64), got {label}'
     return None
 
 

@@ -232,6 +232,7 @@ def build_tf_dataset(source: str | os.PathLike[str] | Any, cfg: TextConfig) -> t
     batches.skipped = batches.feedbench_skipped = prepared.skipped  # the latter read by pipelines.measure
     batches.truncated = batches.feedbench_truncated = prepared.truncated
     batches.vocab = prepared.vocab
+    batches.num_classes = prepared.num_classes  # read by the textcls workload (Workload.bind)
     batches.config = cfg
     return batches
 
@@ -266,8 +267,9 @@ def tf_dataset(
     dataset is built; so is the vocabulary, built from `source` when none is given (the
     same one :func:`feedbench.text.torch_loader` builds).
 
-    The dataset carries ``vocab``, ``config``, ``truncated`` (documents longer than
-    `max_len`, each counted once; also ``feedbench_truncated``) and ``skipped`` (records
+    The dataset carries ``vocab``, ``num_classes`` (the largest label plus one), ``config``,
+    ``truncated`` (documents longer than `max_len`, each counted once; also
+    ``feedbench_truncated``) and ``skipped`` (records
     dropped by ``on_error="skip"``; also ``feedbench_skipped``, which
     ``feedbench.pipelines.measure`` reads into ``RunResult.skipped``); a
     dataset derived from it (``.take()``, ...) does not carry them.
@@ -307,11 +309,14 @@ def tf_dataset(
         max_len: Most tokens kept per document; longer ones are truncated and counted.
         lowercase: Lowercase each document before tokenizing.
         batch_size: Documents per batch.
-        workers: ``num_parallel_calls`` of the tokenizing map; None: one per core less one.
+        workers: ``num_parallel_calls`` of the tokenizing map; None: one per core less one;
+            0: the map runs sequentially, though the ``prefetch`` stage still makes batches
+            ahead on a background thread (unless ``prefetch=0``), unlike torch's 0, which
+            tokenizes in the main process between steps.
         shuffle: Reshuffle every epoch (seeded).
         bucket: Batch documents of similar length together (less padding).
         seed: Seed of the shuffle: the same seed gives the same batches.
-        prefetch: Batches made ahead; 0: none.
+        prefetch: Batches made ahead; 0: none (torch takes 0 as 1 per worker).
         drop_last: Drop a last short batch (of each bucket, when bucketing).
         on_error: "raise" or "skip" (dropped and counted) for bad records.
         min_freq: When building the vocabulary: fewest occurrences a token needs.

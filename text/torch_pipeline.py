@@ -124,12 +124,15 @@ class TextLoader(torch.utils.data.DataLoader):
     Attributes:
         config: The pipeline's settings.
         vocab: The vocabulary it encodes with.
+        num_classes: The largest label of the corpus plus one (the textcls workload reads
+            it, and the vocabulary's size, through ``Workload.bind``).
     """
 
     def __init__(self, dataset: _Documents, cfg: TextConfig, prepared: Prepared, **kwargs: Any) -> None:
         super().__init__(dataset, **kwargs)
         self.config = cfg
         self.vocab: Vocab = prepared.vocab
+        self.num_classes: int = prepared.num_classes
         self._skipped, self._truncated = prepared.skipped, prepared.truncated
 
     @property
@@ -226,11 +229,15 @@ def torch_loader(
             (``truncated``).
         lowercase: Lowercase each document before tokenizing.
         batch_size: Documents per batch.
-        workers: DataLoader worker processes; None: one per core less one; 0: in process.
+        workers: DataLoader worker processes; None: one per core less one; "autotune":
+            one per core; 0: none, the main process tokenizes each batch when it is asked
+            for, between steps (synchronously; tf.data's map with 0 still prefetches).
         shuffle: Reshuffle every epoch (seeded).
         bucket: Batch documents of similar length together (less padding).
         seed: Seed of the shuffle: the same seed gives the same batches.
-        prefetch: Batches each worker makes ahead.
+        prefetch: Batches each worker makes ahead (DataLoader ``prefetch_factor``); 0 is
+            taken as 1 per worker (a DataLoader cannot prefetch less), unlike tf.data's 0
+            (none); with ``workers=0`` nothing is made ahead whatever its value.
         drop_last: Drop a last short batch (of each bucket, when bucketing).
         on_error: "raise" or "skip" (dropped and counted in ``skipped``) for bad records.
         min_freq: When building the vocabulary: fewest occurrences a token needs.

@@ -1,5 +1,6 @@
 """measure(): batch types, stopping, epochs, and bad input."""
 
+import json
 import time
 
 import numpy as np
@@ -78,6 +79,30 @@ def test_skipped_samples_reported_by_the_loader_reach_the_result():
         feedbench_skipped = 7
 
     assert measure(Counting(_batches(5)), workload="emulated:1ms", device="cpu", steps=3, warmup=1).skipped == 7
+
+
+def test_truncated_documents_reported_by_the_loader_reach_the_result():
+    class Counting(list):
+        def __init__(self, batches, count):
+            super().__init__(batches)
+            self.feedbench_truncated = count
+
+    assert measure(Counting(_batches(5), 4), workload="emulated:1ms", device="cpu", steps=3, warmup=1).truncated == 4
+    assert measure(Counting(_batches(5), lambda: 9), workload="emulated:1ms", device="cpu", steps=3,
+                   warmup=1).truncated == 9
+    assert measure(_batches(5), workload="emulated:1ms", device="cpu", steps=3, warmup=1).truncated == 0
+
+
+def test_measure_over_a_text_loader_reports_its_exact_truncated_count(text_corpus):
+    from feedbench.text import tokenize, torch_loader
+
+    texts = [json.loads(line)["text"] for line in (text_corpus.root / "corpus.jsonl").read_text("utf-8").splitlines()]
+    expected = sum(len(tokenize(text, "regex", lowercase=True)) > 40 for text in texts)
+    assert 0 < expected < len(texts)
+    loader = torch_loader(text_corpus.root, tokenizer="regex", max_len=40, batch_size=32, workers=0)
+    result = measure(loader, workload="emulated:1ms", device="cpu", steps=12, warmup=1)
+    assert result.epochs >= 2  # cycled: each document still counted once
+    assert result.truncated == expected and result.skipped == 0
 
 
 def test_a_stalled_loader_times_out_naming_step_and_seconds():

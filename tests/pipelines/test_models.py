@@ -5,6 +5,7 @@ Batches are tiny so that the CPU runs them in a few seconds; weights are never d
 """
 
 import copy
+import json
 
 import pytest
 import torch
@@ -12,6 +13,8 @@ import torch
 from feedbench.pipelines._models import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    MAX_CLASSES,
+    MIN_CLASSES,
     MIN_VOCAB_SIZE,
     ResNet18,
     ResNet50,
@@ -70,7 +73,7 @@ def test_parse_workload_builds_the_model_workloads_by_name(spec, cls):
 def test_defaults_match_the_names(tmp_path):
     assert ResNet18().num_classes == 1000 and ResNet50().num_classes == 1000
     text = TextClassifier()
-    assert text.num_classes == 2 and text.vocab_size is None
+    assert text.num_classes is None and text.vocab_size is None
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
@@ -204,14 +207,14 @@ def test_resnet_message_for_three_tensors_reads_in_full():
 
 
 def test_textcls_step_trains_the_parameters():
-    workload = _text(vocab_size=1000)
+    workload = _text(vocab_size=1000, num_classes=2)
     before = [p.detach().clone() for p in workload.model.parameters()]
     workload.step(_text_batch())
     assert all(not torch.equal(b, a) for b, a in zip(before, workload.model.parameters()))
 
 
 def test_textcls_loss_decreases_over_twenty_steps():
-    workload = _text()
+    workload = _text(num_classes=2)
     batch = _text_batch(batch=8)
     workload.warmup(batch)
     losses = []
@@ -223,7 +226,7 @@ def test_textcls_loss_decreases_over_twenty_steps():
 
 
 def test_padding_beyond_the_lengths_does_not_change_the_logits():
-    workload = _text(vocab_size=1000)
+    workload = _text(vocab_size=1000, num_classes=2)
     token_ids, lengths, _ = _text_batch()
     lengths = torch.tensor([3, 16, 1, 9])
     repadded = token_ids.clone()
@@ -240,7 +243,7 @@ def test_padding_beyond_the_lengths_does_not_change_the_logits():
 
 
 def test_pooling_is_the_mean_of_the_valid_embeddings():
-    workload = _text(vocab_size=100)
+    workload = _text(vocab_size=100, num_classes=2)
     token_ids = torch.tensor([[5, 7, 0, 0]])
     with torch.no_grad():
         logits = workload.model(token_ids, torch.tensor([2]))
@@ -249,7 +252,7 @@ def test_pooling_is_the_mean_of_the_valid_embeddings():
 
 
 def test_a_zero_length_pools_to_zero_without_nan():
-    workload = _text(vocab_size=1000)
+    workload = _text(vocab_size=1000, num_classes=2)
     token_ids, _, labels = _text_batch()
     lengths = torch.tensor([0, 5, 0, 16])
     with torch.no_grad():
@@ -299,7 +302,7 @@ def test_an_id_beyond_a_given_vocabulary_is_named_at_warmup():
 
 
 def test_textcls_labels_out_of_range_are_named_with_the_limit():
-    workload = _text()
+    workload = _text(num_classes=2)
     token_ids, lengths, _ = _text_batch()
     with pytest.raises(ConfigError, match=r"textcls: label 2 is out of range for num_classes=2 \(labels must be 0 to 1\)"):
         workload.warmup((token_ids, lengths, torch.tensor([0, 1, 2, 0])))
@@ -359,3 +362,82 @@ def test_cuda_steps_do_not_wait_for_the_device(cls):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(workload.last_loss)
+
+
+def test_guessed_classes_are_generous_and_a_later_label_beyond_them_is_named():
+    workload = _text()
+    workload.warmup(_text_batch(classes=2))
+    assert workload.num_classes == MIN_CLASSES == workload.model.head.out_features
+    token_ids, lengths, _ = _text_batch(seed=1)
+    workload.step((token_ids, lengths, torch.tensor([0, 2, 7, MIN_CLASSES - 1])))  # unseen but within the guess
+    with pytest.raises(ConfigError, match=rf"^textcls: label {MIN_CLASSES} is out of range for num_classes={MIN_CLASSES}"):
+        workload.step((token_ids, lengths, torch.tensor([0, MIN_CLASSES, 1, 1])))
+
+
+class _Sized(list):
+    """A loader that carries its sizes, as the feedbench text loaders do."""
+
+    def __init__(self, batches, vocab, num_classes):
+        super().__init__(batches)
+        self.vocab, self.num_classes = vocab, num_classes
+
+
+def test_bind_takes_the_sizes_from_the_loader_and_keeps_given_ones():
+    bound = TextClassifier()
+    bound.bind(_Sized([], vocab=range(50000), num_classes=3))
+    bound.setup(CPU)  # sized: built before any batch
+    assert (bound.vocab_size, bound.num_classes) == (50000, 3)
+    assert bound.model.embedding.num_embeddings == 50000 and bound.model.head.out_features == 3
+    given = TextClassifier(num_classes=7, vocab_size=100)
+    given.bind(_Sized([], vocab=range(50000), num_classes=3))
+    assert (given.vocab_size, given.num_classes) == (100, 7)
+    plain = TextClassifier()
+    plain.bind([])  # nothing to read: sized from the first batch later
+    assert plain.vocab_size is None and plain.num_classes is None
+
+
+@pytest.mark.parametrize("classes", [MAX_CLASSES + 1, 0, 2.5])
+def test_bind_rejects_a_class_count_it_cannot_build_in_one_line(classes):
+    with pytest.raises(ConfigError, match=r"num_classes"):
+        TextClassifier().bind(_Sized([], vocab=range(10), num_classes=classes))
+
+
+def test_textcls_over_a_text_loader_with_three_classes_and_a_large_vocabulary(tmp_path):
+    from feedbench.pipelines import measure
+    from feedbench.text import Vocab, torch_loader
+
+    counts = {f"w{i}": 100_000 - i for i in range(40_000)}  # ids 2 (w0) to 40001 (w39999)
+    vocab = Vocab.from_counts(counts, tokenizer_name="regex", lowercase=True)
+    assert len(vocab) > MIN_VOCAB_SIZE and vocab.encode(["w39999"]) == [40_001]
+    records = [("w0 w1", 0), ("w2", 1), ("w39999 w3", 2), ("w39998", 2)]  # the first batch: small ids, 2 classes
+    path = tmp_path / "three.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in records), encoding="utf-8")
+    loader = torch_loader(path, tokenizer="regex", vocab=vocab, batch_size=2, workers=0, shuffle=False, bucket=False)
+    assert loader.num_classes == 3
+    workload = TextClassifier()
+    result = measure(loader, workload=workload, device="cpu", steps=4, warmup=1)
+    assert result.ok and result.steps == 4
+    assert (workload.vocab_size, workload.num_classes) == (len(vocab), 3)
+    assert torch.isfinite(workload.last_loss)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_a_later_batch_beyond_the_guessed_sizes_is_named_not_a_device_assert():
+    device = torch.device("cuda")
+    workload = TextClassifier()
+    workload.setup(device)
+    workload.warmup(tuple(t.to(device) for t in _text_batch()))
+    token_ids, lengths, labels = _text_batch(seed=1)
+    token_ids[0, 0] = MIN_VOCAB_SIZE + 5
+    bad = tuple(t.to(device) for t in (token_ids, lengths, labels))
+    with pytest.raises(ConfigError, match=rf"token id {MIN_VOCAB_SIZE + 5} is out of range for vocab_size={MIN_VOCAB_SIZE}"):
+        for _ in range(5):
+            workload.step(bad)  # clamped on the device, reported once its extremes have landed
+            torch.cuda.synchronize()
+    labels[1] = MIN_CLASSES
+    token_ids[0, 0] = 1
+    workload.step(tuple(t.to(device) for t in (token_ids, lengths, labels)))
+    torch.cuda.synchronize()
+    with pytest.raises(ConfigError, match=rf"label {MIN_CLASSES} is out of range for num_classes={MIN_CLASSES}"):
+        workload.step(tuple(t.to(device) for t in _text_batch()))
+    assert torch.isfinite(workload.last_loss)  # no device-side assert: the device is still usable

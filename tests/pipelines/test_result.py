@@ -40,3 +40,16 @@ def test_arrow_rows_form_a_table_with_one_row_per_result():
 def test_a_failed_result_says_why_and_is_not_ok():
     failed = RunResult.failed("timed out", config={"a": 1})
     assert not failed.ok and failed.error == "timed out" and failed.input_bound == ""
+
+
+def test_truncated_survives_json_dict_and_arrow_and_defaults_to_zero():
+    result = _result(truncated=3, skipped=2)
+    assert RunResult.from_json(result.to_json()).truncated == 3
+    assert RunResult.from_dict(result.to_dict()) == result
+    older = {k: v for k, v in result.to_dict().items() if k != "truncated"}  # a row written before the field
+    assert RunResult.from_dict(older).truncated == 0
+    table = RunResult.to_table([result, RunResult.failed("oom")])
+    assert table.schema.field("truncated").type == pa.int64()
+    assert table.column("truncated").to_pylist() == [3, 0]
+    assert table.column("skipped").to_pylist() == [2, 0]
+    assert RunResult.from_dict(table.to_pylist()[0] | {"config": result.config}) == result

@@ -135,3 +135,11 @@ def awkward_bad_records():
         ("JSON list", _line(["fine text", 0]), "got list"),
         ("JSON string", _line("fine text"), "got str"),
     ]
+
+
+@pytest.fixture(scope="session")
+def documents(text_corpus):
+    """(texts, labels) of the session's text corpus (tests/conftest.py), in source order."""
+    from ._helpers import read_documents
+
+    return read_documents(text_corpus.root)

@@ -213,3 +213,18 @@ def test_an_unwritable_cache_only_costs_time(text_corpus, tmp_path, monkeypatch,
     prepared = prepare(corpus, _config())
     assert prepared.lengths.size == len(corpus) and len(counted) == len(corpus)
     assert os.listdir(tmp_path) == ["file"] and Path(blocker).read_text(encoding="utf-8") == "not a folder"
+
+
+@pytest.mark.parametrize("name, package", [("nltk", "nltk"), ("spacy", "spacy")])
+def test_the_cache_is_keyed_by_the_tokenizer_packages_version(text_corpus, fresh_cache, counted, monkeypatch,
+                                                              name, package):
+    pytest.importorskip(package)
+    corpus = load(text_corpus.root, "raise")
+    prepare(corpus, _config(tokenizer=name))
+    counted.clear()
+    real = _common.importlib.metadata.version
+    monkeypatch.setattr(_common.importlib.metadata, "version",
+                        lambda dist: "999.0" if dist == package else real(dist))
+    prepare(corpus, _config(tokenizer=name))
+    assert len(counted) == len(corpus)
+    assert len(list(fresh_cache.glob("*.json"))) == 2

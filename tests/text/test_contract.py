@@ -4,6 +4,8 @@ into an isolated measured run, bucketing that saves padding, and the same answer
 input. What only one framework does is tested in its own file.
 """
 
+import dataclasses
+import inspect
 import pickle
 
 import numpy as np
@@ -11,11 +13,21 @@ import pytest
 
 from feedbench.pipelines import ConfigError, DatasetError, RunSpec, measure, registry, run_isolated
 from feedbench.pipelines._batch import to_torch
-from feedbench.text import tf_dataset, torch_loader
+from feedbench.text import TextConfig, tf_dataset, torch_loader
 
 FACTORIES = {"torch": torch_loader, "tf": tf_dataset}
 FRAMEWORKS = pytest.mark.parametrize("framework", sorted(FACTORIES))
 FAST = {"tokenizer": "regex", "batch_size": 16, "max_len": 128}
+
+
+@FRAMEWORKS
+def test_the_factory_keywords_are_the_configs_fields_in_order_with_its_defaults(framework):
+    fields = [(f.name, f.default) for f in dataclasses.fields(TextConfig)]
+    params = list(inspect.signature(FACTORIES[framework]).parameters.values())
+    assert params[0].name == "source" and params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    keywords = params[1:]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in keywords)
+    assert [(p.name, p.default) for p in keywords] == fields
 
 
 def _epoch(loader):
@@ -42,8 +54,9 @@ def test_a_seed_repeats_its_epochs_and_each_epoch_holds_every_document_once(text
     loader = FACTORIES[framework](text_corpus.root, seed=3, workers=2, **FAST)
     first, second = _epoch(loader), _epoch(loader)
     again = _epoch(FACTORIES[framework](text_corpus.root, seed=3, workers=0 if framework == "torch" else 1, **FAST))
+    assert len(first) == len(again)
     for a, b in zip(first, again):
-        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
     labels = [np.concatenate([b[2] for b in epoch]) for epoch in (first, second)]
     assert len(labels[0]) == 300 and sorted(labels[0]) == sorted(labels[1])
     assert labels[0].tolist() != labels[1].tolist()  # reshuffled between epochs

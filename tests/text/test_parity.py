@@ -36,8 +36,10 @@ def _check(source, texts, labels, tokenizer, lowercase):
     assert torch_side.vocab == tf_side.vocab  # one vocabulary, built from the source the same way
     got_torch, got_tf = _documents(torch_side), _documents(tf_side)
     assert len(got_torch) == len(texts)
+    assert len(got_tf) == len(got_torch)
     mismatched = [i for i, (a, b) in enumerate(zip(got_torch, got_tf)) if a != b]
     assert not mismatched, f"{len(mismatched)} documents differ, the first: {texts[mismatched[0]][:80]!r}"
+    assert got_tf == got_torch
     vocab = torch_side.vocab
     reference = [(tuple(vocab.encode(tokenize(t, tokenizer, lowercase=lowercase))[:MAX_LEN]),
                   min(len(tokenize(t, tokenizer, lowercase=lowercase)), MAX_LEN), label)

@@ -215,3 +215,15 @@ def test_a_corpus_folder_reads_the_same_by_folder_jsonl_and_shards(text_corpus):
     assert by_folder.labels == by_jsonl.labels == by_shards.labels == tuple(i % 3 for i in range(300))
     records = [json.loads(line) for line in (root / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
     assert by_folder.texts == tuple(r["text"] for r in records)
+
+
+def test_a_label_beyond_int64_is_refused_naming_the_line(tmp_path):
+    path = write_jsonl(tmp_path / "big.jsonl", [GOOD[0], b'{"text": "huge", "label": %d}' % 2**63, GOOD[1]])
+    with pytest.raises(DatasetError) as exc_info:
+        load(path, "raise")
+    assert "big.jsonl" in one_line(exc_info) and "line 2" in str(exc_info.value)
+    assert "must be < 2**63" in str(exc_info.value)
+    corpus = load(path, "skip")
+    assert corpus.skipped == 1 and corpus.labels == (0, 2)
+    largest = write_jsonl(tmp_path / "edge.jsonl", [b'{"text": "edge", "label": %d}' % (2**63 - 1)])
+    assert load(largest, "raise").labels == (2**63 - 1,)

@@ -13,52 +13,13 @@ from feedbench.pipelines.registry import build
 from feedbench.text import TextConfig, Vocab, tf_dataset, tokenize
 from feedbench.text._common import bucket_boundaries, bucket_of
 
+from ._helpers import bucket_batches, reference, rows, write_documents, write_jsonl
+
 tf = import_tensorflow()
-
-
-@pytest.fixture(scope="module")
-def documents(text_corpus):
-    """(texts, labels) of the fixture corpus, in source order."""
-    lines = (text_corpus.root / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines]
-    return [r["text"] for r in records], [r["label"] for r in records]
-
-
-def reference(texts, vocab, max_len, tokenizer="regex"):
-    return [vocab.encode(tokenize(text, tokenizer, lowercase=True))[:max_len] for text in texts]
 
 
 def epoch(dataset):
     return list(dataset.as_numpy_iterator())
-
-
-def rows(batches):
-    """Each document of the batches as (ids, label), in batch order."""
-    out = []
-    for ids, lengths, labels in batches:
-        out += [(ids[i, : lengths[i]].tolist(), int(labels[i])) for i in range(len(labels))]
-    return out
-
-
-def bucket_batches(lengths, batch_size, drop_last, boundaries):
-    """tf.data's bucket_by_sequence_length over documents 0..n-1 in order: the batches' indices."""
-    out, open_ = [], {}
-    for index, n in enumerate(lengths):
-        batch = open_.setdefault(bucket_of(n, boundaries), [])
-        batch.append(index)
-        if len(batch) == batch_size:
-            out.append(batch)
-            open_[bucket_of(n, boundaries)] = []
-    return out + ([] if drop_last else [open_[b] for b in sorted(open_) if open_[b]])
-
-
-def _write_jsonl(path, records):
-    path.write_text("".join(line + "\n" for line in records), encoding="utf-8")
-    return path
-
-
-def _write_documents(path, texts, labels):
-    return _write_jsonl(path, [json.dumps({"text": t, "label": y}) for t, y in zip(texts, labels)])
 
 
 @pytest.mark.parametrize("workers", [0, 2, "autotune"])
@@ -82,7 +43,7 @@ def test_ids_lengths_and_padding_match_the_reference(text_corpus, documents, wor
 
 def test_nltk_tokenizes_through_numpy_function_like_the_reference(tmp_path, documents):
     texts, labels = documents
-    source = _write_documents(tmp_path / "n.jsonl", texts[:40], labels)
+    source = write_documents(tmp_path / "n.jsonl", texts[:40], labels)
     dataset = tf_dataset(source, tokenizer="nltk", max_len=100, batch_size=8, workers=2, shuffle=False, bucket=False)
     assert dataset.vocab.tokenizer == "nltk"
     assert rows(epoch(dataset)) == list(zip(reference(texts[:40], dataset.vocab, 100, "nltk"), labels[:40]))
@@ -138,7 +99,7 @@ def test_drop_last_drops_the_short_batch(text_corpus):
 def test_skipped_records_reach_the_measured_result(tmp_path):
     good = [json.dumps({"text": f"document number {i} says hello.", "label": i % 2}) for i in range(12)]
     bad = ['{"text": "no label"}', "not json", json.dumps({"text": "  ", "label": 0})]
-    source = _write_jsonl(tmp_path / "mixed.jsonl", good[:5] + bad + good[5:])
+    source = write_jsonl(tmp_path / "mixed.jsonl", good[:5] + bad + good[5:])
     with pytest.raises(DatasetError, match="mixed.jsonl line 6"):
         tf_dataset(source, tokenizer="regex", workers=0)
     dataset = tf_dataset(source, tokenizer="regex", batch_size=4, workers=0, on_error="skip")
@@ -151,7 +112,7 @@ def test_skipped_records_reach_the_measured_result(tmp_path):
 def test_a_vocabulary_of_another_tokenizer_is_a_config_error(tmp_path, documents):
     texts, _ = documents
     nltk_vocab = Vocab.build(texts[:20], tokenizer_name="nltk", lowercase=True)
-    source = _write_jsonl(tmp_path / "a.jsonl", [json.dumps({"text": t, "label": 0}) for t in texts[:4]])
+    source = write_jsonl(tmp_path / "a.jsonl", [json.dumps({"text": t, "label": 0}) for t in texts[:4]])
     with pytest.raises(ConfigError, match="nltk"):
         tf_dataset(source, tokenizer="regex", vocab=nltk_vocab, workers=0)
     with pytest.raises(ConfigError, match="nltk"):
@@ -163,7 +124,7 @@ def test_a_vocabulary_of_another_tokenizer_is_a_config_error(tmp_path, documents
 def test_a_given_vocabulary_encodes_unknown_tokens_as_unk(tmp_path, documents):
     texts, labels = documents
     vocab = Vocab.build(texts[:50], tokenizer_name="regex", lowercase=True, max_size=200)
-    source = _write_documents(tmp_path / "b.jsonl", texts[:40], labels)
+    source = write_documents(tmp_path / "b.jsonl", texts[:40], labels)
     cfg = TextConfig(tokenizer="regex", vocab=vocab, max_len=100, batch_size=16, workers=2, shuffle=False, bucket=False)
     dataset = build("text", "tf", source, cfg)  # the registry's way to build_tf_dataset
     assert dataset.vocab is vocab and dataset.config is cfg
@@ -174,7 +135,7 @@ def test_a_given_vocabulary_encodes_unknown_tokens_as_unk(tmp_path, documents):
 
 def test_a_tfds_source_gives_the_ids_of_the_jsonl_path(tmp_path, documents):
     texts, labels = documents
-    source = _write_documents(tmp_path / "t.jsonl", texts[:30], labels)
+    source = write_documents(tmp_path / "t.jsonl", texts[:30], labels)
 
     def ids(src):
         dataset = tf_dataset(src, tokenizer="regex", max_len=80, batch_size=8, workers=2, shuffle=False, bucket=False)
@@ -198,7 +159,7 @@ def test_awkward_documents_tokenize_in_the_map_like_the_reference(tmp_path):
     # A NUL and Unicode 14 letters send a document to Python's lowercasing inside the map.
     texts = ["Don't stop, U.S.A.!", "a NUL\x00INSIDE ΟΔΟΣ", "İSTANBUL ΣΑΣ. Straße", "Ⱟ Ꟁ 𐕰𐕱 ok",
              "日本語。😀👍🏽\u00a0x\u3000y"]
-    source = _write_documents(tmp_path / "w.jsonl", texts, [0] * len(texts))
+    source = write_documents(tmp_path / "w.jsonl", texts, [0] * len(texts))
     for workers in (0, 2):
         dataset = tf_dataset(source, tokenizer="regex", batch_size=2, workers=workers, shuffle=False, bucket=False)
         assert rows(epoch(dataset)) == [(ids, 0) for ids in reference(texts, dataset.vocab, 512)]

@@ -14,36 +14,7 @@ from feedbench.text import TextConfig, Vocab, tokenize, torch_loader
 from feedbench.text._common import bucket_boundaries, bucket_of
 from feedbench.text.torch_pipeline import build_torch_loader
 
-
-@pytest.fixture(scope="module")
-def documents(text_corpus):
-    """(texts, labels) of the fixture corpus, in source order."""
-    records = [json.loads(line) for line in (text_corpus.root / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
-    return [r["text"] for r in records], [r["label"] for r in records]
-
-
-def reference(texts, vocab, max_len, tokenizer="regex"):
-    return [vocab.encode(tokenize(text, tokenizer, lowercase=True))[:max_len] for text in texts]
-
-
-def rows(batches):
-    """Each document of the batches as (ids, label), in batch order."""
-    out = []
-    for ids, lengths, labels in batches:
-        out += [(ids[i, : lengths[i]].tolist(), int(labels[i])) for i in range(len(labels))]
-    return out
-
-
-def bucket_batches(lengths, batch_size, drop_last, boundaries):
-    """tf.data's bucket_by_sequence_length over documents 0..n-1 in order: the batches' indices."""
-    out, open_ = [], {}
-    for index, n in enumerate(lengths):
-        batch = open_.setdefault(bucket_of(n, boundaries), [])
-        batch.append(index)
-        if len(batch) == batch_size:
-            out.append(batch)
-            open_[bucket_of(n, boundaries)] = []
-    return out + ([] if drop_last else [open_[b] for b in sorted(open_) if open_[b]])
+from ._helpers import bucket_batches, reference, rows, write_jsonl
 
 
 def padding_fraction(batches):
@@ -131,15 +102,10 @@ def test_drop_last_drops_the_short_batch(text_corpus):
     assert sizes(False) == [64, 64, 64, 64, 44] and sizes(True) == [64] * 4
 
 
-def _write_jsonl(path, records):
-    path.write_text("".join(line + "\n" for line in records), encoding="utf-8")
-    return path
-
-
 def test_skipped_records_reach_the_measured_result(tmp_path):
     good = [json.dumps({"text": f"document number {i} says hello.", "label": i % 2}) for i in range(12)]
     bad = ['{"text": "no label"}', "not json", json.dumps({"text": "  ", "label": 0})]
-    source = _write_jsonl(tmp_path / "mixed.jsonl", good[:5] + bad + good[5:])
+    source = write_jsonl(tmp_path / "mixed.jsonl", good[:5] + bad + good[5:])
     with pytest.raises(DatasetError, match="mixed.jsonl line 6"):
         torch_loader(source, tokenizer="regex", workers=0)
     loader = torch_loader(source, tokenizer="regex", batch_size=4, workers=0, on_error="skip")
@@ -152,7 +118,7 @@ def test_skipped_records_reach_the_measured_result(tmp_path):
 def test_a_vocabulary_of_another_tokenizer_is_a_config_error(tmp_path, documents):
     texts, _ = documents
     nltk_vocab = Vocab.build(texts[:20], tokenizer_name="nltk", lowercase=True)
-    source = _write_jsonl(tmp_path / "a.jsonl", [json.dumps({"text": t, "label": 0}) for t in texts[:4]])
+    source = write_jsonl(tmp_path / "a.jsonl", [json.dumps({"text": t, "label": 0}) for t in texts[:4]])
     with pytest.raises(ConfigError, match="nltk"):
         torch_loader(source, tokenizer="regex", vocab=nltk_vocab, workers=0)
     with pytest.raises(ConfigError, match="nltk"):
@@ -165,7 +131,7 @@ def test_a_saved_vocabulary_file_encodes_the_documents(tmp_path, documents):
     texts, labels = documents
     vocab = Vocab.build(texts[:50], tokenizer_name="regex", lowercase=True, max_size=200)
     path = vocab.save(tmp_path / "vocab.json")
-    source = _write_jsonl(tmp_path / "b.jsonl", [json.dumps({"text": t, "label": y}) for t, y in zip(texts, labels)][:40])
+    source = write_jsonl(tmp_path / "b.jsonl", [json.dumps({"text": t, "label": y}) for t, y in zip(texts, labels)][:40])
     loader = torch_loader(source, tokenizer="regex", vocab=str(path), max_len=100, batch_size=16, workers=0,
                           shuffle=False, bucket=False)
     assert loader.vocab == vocab and len(loader.vocab) == 200
@@ -176,7 +142,7 @@ def test_a_saved_vocabulary_file_encodes_the_documents(tmp_path, documents):
 
 def test_spacy_tokenizes_in_the_workers_like_the_reference(tmp_path, documents):
     texts, labels = documents
-    source = _write_jsonl(tmp_path / "c.jsonl", [json.dumps({"text": t, "label": y}) for t, y in zip(texts[:24], labels)])
+    source = write_jsonl(tmp_path / "c.jsonl", [json.dumps({"text": t, "label": y}) for t, y in zip(texts[:24], labels)])
     loader = torch_loader(source, max_len=512, batch_size=8, workers=2, shuffle=False, bucket=False)
     assert loader.config.tokenizer == "spacy" and loader.vocab.tokenizer == "spacy"
     assert rows(loader) == list(zip(reference(texts[:24], loader.vocab, 512, "spacy"), labels[:24]))
