@@ -24,7 +24,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "DIR/results.json and .parquet, DIR/throughput.png, DIR/memory.png and DIR/report.md.")
     add_settings_options(compare)
     compare.add_argument("--frameworks", help="comma-separated (default: every framework of the task)")
-    compare.add_argument("--workers", help="comma-separated counts, autotune allowed (default: 0, 1, 2, 4, ... up to the cores)")
+    compare.add_argument("--workers", help="comma-separated counts, autotune allowed "
+                         "(default: 0, 1, 2, 4, ... up to the CPUs of --cpus)")
     compare.add_argument("--out", required=True, metavar="DIR", help="folder for the results, plots and report")
     compare.add_argument("--resume", action="store_true",
                          help="continue the results in DIR: run only the cells they lack (same settings only)")
@@ -33,7 +34,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def default_worker_counts(cores: int | None = None) -> list[int]:
-    """0, then powers of two below the core count, then the core count itself."""
+    """0, then powers of two below the core count, then the core count itself (`cores`: the
+    CPU budget of the runs; default all this process may use)."""
     cores = cores or len(available_cpus())
     counts, n = [0], 1
     while n < cores:
@@ -81,7 +83,7 @@ def compare(settings: Settings, frameworks: list[str], workers: list, out: Path,
 def _run(args: argparse.Namespace) -> list[str]:
     task_frameworks = frameworks_of(args)
     settings = settings_from_args(args, task_frameworks)
-    workers = [parse_workers(w) for w in parse_list(args.workers, "--workers")] or default_worker_counts()
+    workers = [parse_workers(w) for w in parse_list(args.workers, "--workers")] or default_worker_counts(settings.cpus)
     return compare(settings, task_frameworks, workers, Path(args.out), resume=args.resume)
 
 

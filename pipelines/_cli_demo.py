@@ -24,9 +24,14 @@ from feedbench.pipelines._cache import cache_dir
 from feedbench.pipelines._cli_compare import compare, default_worker_counts, parse_list
 from feedbench.pipelines._cli_run import one_line_errors, parse_workers, stdout_console
 from feedbench.pipelines._progress import progress_bar
-from feedbench.pipelines.grid import Settings
+from feedbench.pipelines.errors import ConfigError
+from feedbench.pipelines.grid import Settings, auto_warmup
+from feedbench.pipelines.isolation import available_cpus
 
 IMAGE_BATCH, TEXT_BATCH = 32, 64
+# Images the demo makes by default: at batch 32, 64 batches, so that one epoch holds the warm-up
+# and the 50 measured steps at every worker count of a small machine (more where more is needed).
+DEMO_IMAGES = 2048
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -35,7 +40,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Makes the default datasets in the cache (if they are not there), then compares the "
         "frameworks' image pipelines (and text pipelines, where present) on a small grid suited to this machine, "
         "and prints the tables, verdicts and where the reports are.")
-    demo.add_argument("--images", type=int, default=None, help="images in the default image set (default 512)")
+    demo.add_argument("--images", type=int, default=None, help="images in the default image set (default 2048, "
+                      "or what one epoch needs to hold warm-up and steps at every worker count)")
     demo.add_argument("--documents", type=int, default=None, help="documents in the default corpus (default 2000)")
     demo.add_argument("--workers", help="comma-separated worker counts (default: 0, 1, 2, 4, ... up to the cores)")
     demo.add_argument("--steps", type=int, default=50, help="measured steps per run (default 50)")
@@ -51,12 +57,23 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> list[str]:
     from feedbench.datasets import defaults
 
-    images, text = _datasets(args.images or defaults.IMAGES, args.documents or defaults.DOCUMENTS)
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out DIR: the demo folder to continue")
+    for flag, value in (("--images", args.images), ("--documents", args.documents), ("--steps", args.steps)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
     workers = [parse_workers(w) for w in parse_list(args.workers, "--workers")] or default_worker_counts()
+    needed = batches_needed(workers, args.steps)
+    n_images = max(DEMO_IMAGES, needed * IMAGE_BATCH) if args.images is None else args.images
+    n_docs = defaults.DOCUMENTS if args.documents is None else args.documents
+    plan_sizes = {"image": (n_images, IMAGE_BATCH), "text": (n_docs, TEXT_BATCH)}
+    batches = {task: _batch(preferred, samples, needed, flag) for (task, (samples, preferred)), flag
+               in zip(plan_sizes.items(), ("--images", "--documents"))}
+    images, text = _datasets(n_images, n_docs)
     out = Path(args.out) if args.out else cache_dir() / "demo" / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    plan = [("image", images.root, {"batch_size": _batch(IMAGE_BATCH, args.images or defaults.IMAGES)})]
+    plan = [("image", images.root, {"batch_size": batches["image"]})]
     if "text" in registry.tasks():
-        plan.append(("text", text.root, {"batch_size": _batch(TEXT_BATCH, args.documents or defaults.DOCUMENTS)}))
+        plan.append(("text", text.root, {"batch_size": batches["text"]}))
     console = stdout_console()
     reports = []
     for task, source, options in plan:
@@ -72,9 +89,19 @@ def run(args: argparse.Namespace) -> list[str]:
     return [f"datasets in {defaults.data_dir()}", *(f"{task} report: {path}" for task, path in reports), *missing]
 
 
-def _batch(preferred: int, samples: int) -> int:
-    """The preferred batch, made smaller for a tiny dataset so that an epoch holds a few batches."""
-    return max(1, min(preferred, samples // 4))
+def batches_needed(workers: list, steps: int) -> int:
+    """Batches one run reads at the most, over the worker counts: auto warm-up plus steps."""
+    cpus = len(available_cpus())
+    return max(auto_warmup(count, 2, cpus) for count in workers) + steps
+
+
+def _batch(preferred: int, samples: int, needed: int, flag: str) -> int:
+    """The preferred batch, made smaller where the dataset is too small for one epoch to hold
+    `needed` batches (a window that crosses an epoch measures the loader's restart too)."""
+    if samples < needed:
+        raise ConfigError(f"{flag} {samples}: too few for one epoch to hold the warm-up and the measured steps "
+                          f"({needed} batches of at least 1); give at least {needed} or fewer --steps")
+    return min(preferred, samples // needed)
 
 
 def _datasets(n_images: int, n_docs: int):

@@ -27,7 +27,8 @@ def show(out: Path, rows: Sequence[dict[str, Any]]) -> list[str]:
 
     stdout_console().print(report.results_table(rows, report.title_of(rows)))
     paths = report.render(out, rows)
-    return [*report.verdict(rows), f"results: {out / RESULTS_JSON}, {out / RESULTS_PARQUET}",
+    targets = report.au_targets(report.recommendations(out))  # a sweep's --target-au, where one was saved
+    return [*report.verdict(rows, targets), f"results: {out / RESULTS_JSON}, {out / RESULTS_PARQUET}",
             f"plots:   {', '.join(str(p) for p in paths if p.suffix == '.png')}",
             f"report:  {paths[-1]}"]
 

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from feedbench.pipelines import registry
-from feedbench.pipelines._checks import default_workers
 from feedbench.pipelines.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.grid import AUTOTUNE, Cell, Settings, run_cell, write_atomically
 
@@ -32,7 +31,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_settings_options(run)
     run.add_argument("--framework", required=True, help="the framework: torch or tf")
     run.add_argument("--workers", metavar="N|autotune", default=None,
-                     help="loader workers (torch processes, tf.data parallel calls; default: one per core less one)")
+                     help="loader workers (torch processes, tf.data parallel calls; default: one per CPU of --cpus "
+                     "less one, at least 1)")
     run.add_argument("--json", metavar="FILE", help="also write the run's row (RunResult, settings, machine) as JSON")
     one_line_errors(run)
     run.set_defaults(run=_run)
@@ -106,6 +106,11 @@ def settings_from_args(args: argparse.Namespace, frameworks: Sequence[str]) -> S
     return settings
 
 
+def default_workers(cpus: int) -> int:
+    """One worker per CPU of the budget, less one for the consumer, at least 1."""
+    return max(1, cpus - 1)
+
+
 def parse_workers(text: str, flag: str = "--workers") -> int | str:
     """A worker count (an integer >= 0) or "autotune"."""
     word = text.strip().lower()
@@ -176,7 +181,7 @@ def _run(args: argparse.Namespace) -> list[str]:
     from feedbench.pipelines.report import describe
 
     settings = settings_from_args(args, [args.framework])
-    workers = default_workers() if args.workers is None else parse_workers(args.workers)
+    workers = default_workers(settings.cpus) if args.workers is None else parse_workers(args.workers)
     cell = Cell(args.framework, workers)
     with cell_progress("run", 1) as (start, done):
         start(cell, 1, 1)

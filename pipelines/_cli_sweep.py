@@ -13,7 +13,6 @@ from feedbench.pipelines._cli_report import show
 from feedbench.pipelines._cli_run import add_settings_options, cell_progress, one_line_errors, settings_from_args
 from feedbench.pipelines.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.grid import Measurer, ResultStore, write_atomically
-from feedbench.pipelines.isolation import available_cpus
 
 # Frameworks whose AUTOTUNE is a setting of its own (torch's "autotune" is one worker per core).
 AUTOTUNES = ("tf",)
@@ -31,7 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--out", required=True, metavar="DIR", help="folder for the results, plots and report")
     sweep.add_argument("--target-au", type=float, default=0.9, metavar="AU",
                        help="accelerator utilization to reach, in (0, 1] (default 0.9)")
-    sweep.add_argument("--max-workers", type=int, metavar="N", help="largest count to try (default: the cores usable)")
+    sweep.add_argument("--max-workers", type=int, metavar="N", help="largest count to try (default: the CPUs of --cpus, else all usable)")
     sweep.add_argument("--min-workers", type=int, default=1, metavar="N", help="smallest count to try (default 1)")
     sweep.add_argument("--exhaustive", action="store_true", help="measure every count from --min-workers to --max-workers")
     sweep.add_argument("--resume", action="store_true", help="reuse the runs already in DIR (same settings only)")
@@ -52,7 +51,7 @@ def _run(args: argparse.Namespace) -> list[str]:
     settings = settings_from_args(args, [args.framework])
     if not 0 < args.target_au <= 1:
         raise ConfigError(f"--target-au must be in (0, 1], got {args.target_au}")
-    max_workers = args.max_workers if args.max_workers is not None else len(available_cpus())
+    max_workers = args.max_workers if args.max_workers is not None else settings.cpus
     if args.min_workers < 0 or max_workers < max(args.min_workers, 1):
         raise ConfigError(f"--min-workers {args.min_workers} and --max-workers {max_workers}: need 0 <= min <= max, max >= 1")
     out = Path(args.out)

@@ -1,12 +1,14 @@
 """Facts about the machine a result was measured on: CPU, cores, memory, GPU, versions.
 
 Recorded beside every row of a comparison, so that a figure never travels without the
-hardware and software it came from. Nothing here imports a framework: the GPU is named by
-torch only when torch is already imported, else by ``nvidia-smi`` when it is on the PATH.
+hardware and software it came from. Nothing here imports a framework or creates a CUDA
+context: the GPU is named by torch only when torch has already initialised CUDA, else by
+``nvidia-smi`` when it is on the PATH, else not at all (each run's RunResult names its device).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -27,21 +29,23 @@ LIBRARIES = ("feedbench", "torch", "torchvision", "tensorflow", "numpy", "pyarro
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo, else what ``platform`` says."""
-    try:
+    with contextlib.suppress(OSError):  # no /proc (not Linux): platform's word instead
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
             if line.lower().startswith("model name") and ":" in line:
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine() or "unknown"
 
 
 def gpu_name() -> str | None:
-    """The first GPU's name, or None where there is none (or none can be named cheaply)."""
+    """The first GPU's name, or None where there is none (or none can be named cheaply).
+
+    torch is asked only when it has initialised CUDA already: asking it otherwise would create
+    a CUDA context in this process (hundreds of MB of device memory) just for a name.
+    """
     torch = sys.modules.get("torch")
     if torch is not None:
         try:
-            if torch.cuda.is_available():
+            if torch.cuda.is_initialized():
                 return str(torch.cuda.get_device_name(0))
         except RuntimeError as exc:  # a broken driver: say nothing rather than fail a report
             log.debug("torch could not name the GPU: %s", exc)

@@ -174,9 +174,13 @@ def cells(frameworks: Sequence[str], workers: Sequence[int | str]) -> list[Cell]
 
 
 def auto_warmup(workers: int | str, prefetch: Any, cpus: int) -> int:
-    """Warm-up steps that drain what the loader made ahead: 2 x workers x prefetch + 4."""
+    """Warm-up steps that drain what the loader made ahead: 2 x workers x depth + 4.
+
+    The depth is the batches each worker makes ahead: `prefetch`, at least 1 (torch keeps one
+    batch in flight per worker even at prefetch 0), and 2 for "autotune" or no whole number.
+    """
     count = cpus if workers == AUTOTUNE else workers
-    depth = prefetch if isinstance(prefetch, int) and not isinstance(prefetch, bool) else 2
+    depth = max(1, prefetch) if isinstance(prefetch, int) and not isinstance(prefetch, bool) else 2
     return 2 * count * depth + 4
 
 
@@ -185,7 +189,7 @@ def cell_spec(settings: Settings, cell: Cell) -> RunSpec:
     config = registry.make_config(settings.task, cell.framework, {**settings.options, "workers": cell.workers})
     warmup = settings.warmup
     if warmup == "auto":
-        warmup = auto_warmup(cell.workers, settings.options.get("prefetch", 2), settings.cpus)
+        warmup = auto_warmup(cell.workers, getattr(config, "prefetch", 2), settings.cpus)
     recorded = {"task": settings.task, "framework": cell.framework, "data": settings.data,
                 **{name: getattr(config, name) for name in config.__dataclass_fields__}}
     return RunSpec(
@@ -220,6 +224,7 @@ def make_row(settings: Settings, cell: Cell, result: RunResult, *, command: str,
     row.update(result.to_dict())
     row["settings"] = settings.to_dict()
     row.update(machine_facts())
+    row["data_fingerprint"] = data_fingerprint(settings.data)
     return json.loads(json.dumps(row, default=str))
 
 
@@ -255,13 +260,16 @@ class ResultStore:
         """The results saved in `out` (DatasetError when there are none)."""
         path = Path(out) / RESULTS_JSON
         if not path.is_file():
-            raise DatasetError(f"{path}: no results here (made by feedbench compare, sweep or demo)")
+            raise DatasetError(f"{Path(out)}: not a feedbench results folder (no {RESULTS_JSON}; made by feedbench "
+                               "compare, sweep or demo)")
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DatasetError(f"{path}: not readable as feedbench results ({exc})") from exc
-        if not isinstance(rows, list) or not all(isinstance(r, dict) and "framework" in r for r in rows):
-            raise DatasetError(f"{path}: not feedbench results (expected a list of rows)")
+        if not isinstance(rows, list):
+            raise DatasetError(f"{path}: not feedbench results (expected a list of rows, got {type(rows).__name__})")
+        for index, row in enumerate(rows):
+            _check_row(path, index, row)
         return cls(Path(out), rows, None)
 
     @classmethod
@@ -275,6 +283,9 @@ class ResultStore:
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out}: exists and is not a folder")
+        if out.is_dir() and not (out / RESULTS_JSON).is_file() and any(out.iterdir()):
+            raise ConfigError(f"--out {out}: not a feedbench results folder (it holds files but no {RESULTS_JSON}); "
+                              "choose a new or empty folder")
         if not (out / RESULTS_JSON).is_file():
             try:
                 out.mkdir(parents=True, exist_ok=True)
@@ -289,6 +300,10 @@ class ResultStore:
         if rows and differences:
             raise ConfigError(f"--out {out} holds results of other settings ({'; '.join(differences)}); "
                               "choose another --out to measure these")
+        changed = _differences(*_fingerprints(rows[0], settings)) if rows else []
+        if changed:
+            raise ConfigError(f"--out {out} holds results from another machine, software or dataset "
+                              f"({'; '.join(changed)}); choose another --out to measure these")
         return cls(out, rows, settings)
 
     def find(self, cell: Cell) -> dict[str, Any] | None:
@@ -317,6 +332,55 @@ class ResultStore:
         write_atomically(self.out / RESULTS_PARQUET, parquet)
 
 
+# What must match, besides the settings, for new rows to join old ones (--resume).
+FINGERPRINT = ("cpu_model", "cpu_cores", "gpu", "data_fingerprint")
+# Every field a results row must have (a run that failed leaves RunResult's figures at their defaults).
+ROW_KEYS = ("task", "framework", "workers", "ok", "settings", "samples_per_s", "starvation", "window_s", "epochs")
+
+
+def _check_row(path: Path, index: int, row: Any) -> None:
+    """DatasetError naming the file and row when `row` is not a results row."""
+    if not isinstance(row, dict):
+        raise DatasetError(f"{path}: row {index} is not a feedbench result (a {type(row).__name__}, not an object)")
+    missing = [key for key in ROW_KEYS if key not in row]
+    if missing:
+        raise DatasetError(f"{path}: row {index} is not a feedbench result (it lacks {', '.join(missing)})")
+    if not isinstance(row["settings"], dict) or not isinstance(row["ok"], bool):
+        raise DatasetError(f"{path}: row {index} is not a feedbench result (settings must be an object, ok true/false)")
+    try:
+        Cell.of(row)
+    except ConfigError as exc:
+        raise DatasetError(f"{path}: row {index}: {exc}") from None
+
+
+def data_fingerprint(data: str | os.PathLike[str]) -> str:
+    """The dataset's identity, cheaply: its manifest's size and mtime where it has one, else
+    the file's size and mtime, else the folder's file count, total size and latest mtime."""
+    path = Path(data)
+    manifest = path / "manifest.json"
+    target = manifest if manifest.is_file() else path
+    try:
+        if target.is_file():
+            stat = target.stat()
+            return f"{target.name}: {stat.st_size} bytes, mtime {stat.st_mtime_ns}"
+        count = size = latest = 0
+        for folder, _, names in os.walk(target):
+            for name in names:
+                stat = Path(folder, name).stat()
+                count, size, latest = count + 1, size + stat.st_size, max(latest, stat.st_mtime_ns)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    return f"{count} files, {size} bytes, latest mtime {latest}"
+
+
+def _fingerprints(row: Mapping[str, Any], settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the fingerprint a saved row holds, this machine's now): machine, versions, dataset.
+    A key an older row lacks is left out of both (it cannot be checked)."""
+    now = {**machine_facts(), "data_fingerprint": data_fingerprint(settings.data)}
+    keys = [k for k in (*FINGERPRINT, *sorted(k for k in now if k.endswith("_version"))) if k in row]
+    return {k: row[k] for k in keys}, {k: now.get(k) for k in keys}
+
+
 def _differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(before) | set(now))
     return [f"{k}: {before.get(k)!r} there, {now.get(k)!r} now" for k in keys if before.get(k) != now.get(k)]
@@ -336,7 +400,8 @@ def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
 _EXTRA_COLUMNS = (("task", "string"), ("framework", "string"), ("workers", "string"), ("command", "string"),
                   ("started_at", "string"), ("wall_s", "float64"), ("settings", "string"), ("cpu_model", "string"),
                   ("cpu_cores", "int64"), ("cpus_usable", "int64"), ("memory_bytes", "int64"), ("gpu", "string"),
-                  ("python", "string"), ("platform", "string"))
+                  ("python", "string"), ("platform", "string"),
+                  ("data_fingerprint", "string"))
 
 
 def arrow_table(rows: Sequence[Mapping[str, Any]]):

@@ -19,15 +19,17 @@ from typing import Any
 from rich.table import Table
 
 from feedbench.pipelines.grid import AUTOTUNE, write_atomically
+from feedbench.pipelines.sweep import NEAR_BEST
 
 log = logging.getLogger(__name__)
 
 REPORT_MD = "report.md"
 THROUGHPUT_PNG = "throughput.png"
 MEMORY_PNG = "memory.png"
-# Best throughputs closer than this are read as a tie: one run per cell, on shared cores.
-SAME_WITHIN = 0.05
-AU_TARGET = 0.9  # "the consumer was kept busy": accelerator utilization at or above this
+# Best throughputs closer than this are read as a tie: one run per cell, on shared cores
+# (the sweep's own "as good as the best", so that its recommendation and the report agree).
+SAME_WITHIN = NEAR_BEST
+AU_TARGET = 0.9  # "the consumer was kept busy": AU at or above this, unless a sweep chose another
 Row = Mapping[str, Any]
 
 
@@ -121,7 +123,8 @@ def describe(row: Row) -> list[str]:
         f"  peak memory        PSS {_bytes(row['peak_pss_bytes'])}, RSS {_bytes(row['peak_rss_bytes'])}, "
         f"device {_bytes(row.get('peak_device_bytes'))}",
         f"  CPU used           {row['cpu_util']:.2f} cores",
-        f"  samples skipped    {row['skipped']}",
+        # text: records the corpus reader dropped (empty, unreadable); image: samples skipped by on_error
+        f"  {'records' if row['task'] == 'text' else 'samples'} skipped    {row['skipped']}",
     ]
 
 
@@ -208,18 +211,63 @@ def _per_count(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-def _kept_busy(rows: Sequence[Row]) -> str:
+def au_targets(recommendations: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """framework -> the --target-au its sweep used, from saved recommendations."""
+    targets = {}
+    for recommendation in recommendations:
+        target, framework = recommendation.get("target_au"), recommendation.get("framework")
+        if isinstance(target, (int, float)) and not isinstance(target, bool) and framework:
+            targets[str(framework)] = float(target)
+    return targets
+
+
+def _kept_busy(rows: Sequence[Row], targets: Mapping[str, float]) -> str:
+    frameworks = sorted({r["framework"] for r in rows})
+    goal = {framework: targets.get(framework, AU_TARGET) for framework in frameworks}
+    shared = len(set(goal.values())) == 1
     parts = []
-    for framework in sorted({r["framework"] for r in rows}):
+    for framework in frameworks:
         busy = [r["workers"] for r in rows if r["framework"] == framework and r["ok"]
-                and _value(r, "accelerator_utilization") >= AU_TARGET]
+                and _value(r, "accelerator_utilization") >= goal[framework]]
         fewest = min(busy, key=workers_key) if busy else None
-        parts.append(f"{framework} {at_workers(fewest)}" if fewest is not None else f"{framework} at no count measured")
-    return f"Fewest workers that kept the consumer busy (AU >= {AU_TARGET}): " + "; ".join(parts) + "."
+        part = f"{framework} {at_workers(fewest)}" if fewest is not None else f"{framework} at no count measured"
+        parts.append(part if shared else f"{part} (AU >= {goal[framework]:g})")
+    head = f" (AU >= {goal[frameworks[0]]:g})" if shared else ""
+    return f"Fewest workers that kept the consumer busy{head}: " + "; ".join(parts) + "."
 
 
-def verdict(rows: Sequence[Row]) -> list[str]:
-    """What the rows say, in sentences computed from them (never fixed words)."""
+def _unlike_settings(rows: Sequence[Row]) -> list[str]:
+    """A caution where a worker count means different things to torch and tf.data."""
+    counts = {r["workers"] for r in rows}
+    said = []
+    if 0 in counts:
+        said.append("at workers=0 torch makes each batch in the main process, in turn with the consumer, while "
+                    "tf.data still prefetches on a background thread")
+    if AUTOTUNE in counts:
+        said.append("AUTOTUNE is one worker process per CPU in torch but tf.data's own tuning of parallel calls and "
+                    "buffers")
+    return [f"Note: {' and '.join(said)}; at {'those settings' if len(said) > 1 else 'that setting'} the two "
+            "frameworks do not run the same amount of parallel work."] if said else []
+
+
+def _epoch_crossings(rows: Sequence[Row]) -> list[str]:
+    crossed = [r for r in rows if r["ok"] and (r.get("epochs") or 0) > 1]
+    if not crossed:
+        return []
+    ok = sum(1 for r in rows if r["ok"])
+    return [f"Caution: {len(crossed)} of {ok} runs read past the end of the dataset (up to "
+            f"{max(r['epochs'] for r in crossed)} epochs in warm-up and window): the window crossed an epoch "
+            "boundary, so it includes the loader restarting (workers started again, prefetch buffers refilled) "
+            "rather than only steady state; use a larger dataset or fewer --steps."]
+
+
+def verdict(rows: Sequence[Row], targets: Mapping[str, float] | None = None) -> list[str]:
+    """What the rows say, in sentences computed from them (never fixed words).
+
+    Args:
+        rows: Results rows.
+        targets: framework -> the AU a sweep aimed at (see :func:`au_targets`); AU_TARGET otherwise.
+    """
     if not rows:
         return ["No results."]
     best = _best(rows)
@@ -235,7 +283,8 @@ def verdict(rows: Sequence[Row]) -> list[str]:
                  f"{only['starvation']:.2f}, peak PSS {_bytes(only.get('peak_pss_bytes'))}); nothing to compare it with."]
     else:
         lines = _headline(ranked, cpus) + _per_count(rows)
-    return [*lines, _kept_busy(rows), *_short_windows(rows), *tail]
+    return [*lines, _kept_busy(rows, targets or {}), *_unlike_settings(rows), *_short_windows(rows),
+            *_epoch_crossings(rows), *tail]
 
 
 SHORT_WINDOW_S = 2.0  # shorter measured windows than this say more about noise than about a pipeline
@@ -273,50 +322,57 @@ def _series(ax: Any, rows: Sequence[Row], key: str, scale: float, x: dict, style
                         linestyle="none", clip_on=False)
 
 
-def _axes_workers(ax: Any, x: dict, rows: Sequence[Row]) -> None:
+def _axes_workers(ax: Any, x: dict, rows: Sequence[Row], failures_marked: bool = False) -> None:
     ax.set_xticks(list(x.values()), [("AUTOTUNE" if w == AUTOTUNE else str(w)) for w in x])
-    notes = [note for note, shown in (("x: a failed run", any(not r["ok"] for r in rows)),
+    failed = failures_marked and any(not r["ok"] for r in rows)
+    notes = [note for note, shown in (("x: a failed run", failed),
                                       ("*: AUTOTUNE", AUTOTUNE in x)) if shown]
     ax.set_xlabel("workers" + (f" ({', '.join(notes)})" if notes else ""))
     ax.grid(alpha=0.3)
     ax.set_ylim(bottom=0)
 
 
-def draw_plots(rows: Sequence[Row], out: Path) -> list[Path]:
-    """throughput.png (samples/s and starvation against workers) and memory.png (peak PSS
-    and RSS against workers), one line per framework. Returns their paths."""
+def figures(rows: Sequence[Row]) -> tuple[Any, Any]:
+    """(throughput figure: samples/s and starvation against workers; memory figure: peak PSS
+    and RSS against workers), one line per framework. A failed run is an x at 0 on the
+    throughput panel only: it has no starvation or memory figure, and 0 there would read as one."""
     from matplotlib.figure import Figure
 
     values = sorted({r["workers"] for r in rows}, key=workers_key)
     x = {w: i for i, w in enumerate(values)}
     title = title_of(rows)
 
-    figure = Figure(figsize=(11, 4.4), layout="constrained")
-    rate, starve = figure.subplots(1, 2)
+    throughput = Figure(figsize=(11, 4.4), layout="constrained")
+    rate, starve = throughput.subplots(1, 2)
     _series(rate, rows, "samples_per_s", 1.0, x)
     rate.set_ylabel("samples/s (measured window)")
     rate.set_title("Throughput")
-    _series(starve, rows, "starvation", 1.0, x)
+    _series(starve, rows, "starvation", 1.0, x, mark_failed=False)
     starve.set_ylabel("starvation (fraction of the window)")
     starve.set_title("Starvation: consumer waiting for data")
     for ax in (rate, starve):
-        _axes_workers(ax, x, rows)
+        _axes_workers(ax, x, rows, failures_marked=ax is rate)
         ax.legend()
     starve.set_ylim(0, 1.05)
-    figure.suptitle(title)
-    paths = [out / THROUGHPUT_PNG, out / MEMORY_PNG]
-    write_atomically(paths[0], lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
+    throughput.suptitle(title)
 
-    figure = Figure(figsize=(7, 4.4), layout="constrained")
-    memory = figure.subplots()
-    _series(memory, rows, "peak_pss_bytes", 1e-9, x, "-", " PSS")
+    memory_figure = Figure(figsize=(7, 4.4), layout="constrained")
+    memory = memory_figure.subplots()
+    _series(memory, rows, "peak_pss_bytes", 1e-9, x, "-", " PSS", mark_failed=False)
     _series(memory, rows, "peak_rss_bytes", 1e-9, x, ":", " RSS", mark_failed=False)
     memory.set_ylabel("peak memory of the process tree (GB)")
     memory.set_title("Peak memory (PSS: shared pages counted once)")
     _axes_workers(memory, x, rows)
     memory.legend()
-    figure.suptitle(title)
-    write_atomically(paths[1], lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
+    memory_figure.suptitle(title)
+    return throughput, memory_figure
+
+
+def draw_plots(rows: Sequence[Row], out: Path) -> list[Path]:
+    """Writes throughput.png and memory.png (see :func:`figures`); returns their paths."""
+    paths = [out / THROUGHPUT_PNG, out / MEMORY_PNG]
+    for figure, path in zip(figures(rows), paths):
+        write_atomically(path, lambda tmp, figure=figure: figure.savefig(tmp, dpi=100, format="png"))
     return paths
 
 
@@ -344,7 +400,7 @@ def write_report(out: Path, rows: Sequence[Row], recommendations: Sequence[Mappi
     settings = rows[0].get("settings", {})
     lines = [f"# feedbench: {settings.get('task', '?')}, {frameworks}", "",
              f"{title_of(rows)}; {len(rows)} runs, each in a fresh process pinned to the same CPUs.", "",
-             "## Verdict", "", *(f"- {line}" for line in verdict(rows)), "",
+             "## Verdict", "", *(f"- {line}" for line in verdict(rows, au_targets(recommendations))), "",
              "## Results", "", *_markdown_table(rows), "",
              f"![throughput and starvation against workers]({THROUGHPUT_PNG})", "",
              f"![peak memory against workers]({MEMORY_PNG})", ""]

@@ -220,9 +220,11 @@ def _check_arguments(*, max_workers: int, min_workers: int, target_au: float, ef
     if max_workers < min_workers:
         raise ConfigError(
             f"max_workers (--max-workers) {max_workers} is below min_workers (--min-workers) {min_workers}")
-    for name, value in (("target_au", target_au), ("efficiency", efficiency)):
+    # efficiency has no CLI flag: it is named as the argument it is, with what it means
+    for name, value in (("target_au (--target-au)", target_au),
+                        ("efficiency (the scaling per added worker)", efficiency)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-            raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be in (0, 1], got {value!r}")
+            raise ConfigError(f"{name} must be in (0, 1], got {value!r}")
 
 
 class _Runs:

@@ -93,17 +93,23 @@ def test_an_interrupted_grid_resumes_where_it_stopped(small_folder, tmp_path):
             "--workers", "0,1,2", "--out", str(out), *TINY]
     with open(tmp_path / "stderr", "w") as err:
         first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + 240
+        deadline, first_cell = time.monotonic() + 240, set()
         while not (out / "results.json").is_file() and time.monotonic() < deadline and first.poll() is None:
-            time.sleep(0.1)
+            first_cell |= {p.pid for p in psutil.Process(first.pid).children()}
+            time.sleep(0.05)
         assert (out / "results.json").is_file(), "no cell finished"
+        second_cell = []  # the second cell's process: a child the first cell did not have
+        while not second_cell and time.monotonic() < deadline and first.poll() is None:
+            second_cell = [p for p in psutil.Process(first.pid).children() if p.pid not in first_cell]
+            time.sleep(0.05)
+        assert second_cell and len(rows_in(out)) == 1, "the second cell did not start"
         running = [p.pid for p in psutil.Process(first.pid).children(recursive=True)]
-        first.send_signal(signal.SIGINT)  # during the second cell
+        first.send_signal(signal.SIGINT)  # during the second cell, never between cells
         assert first.wait(timeout=120) == 130
     stderr = (tmp_path / "stderr").read_text()
     assert "cells are saved in" in stderr and "--resume" in stderr and "Traceback" not in stderr
     kept = rows_in(out)
-    assert 1 <= len(kept) < 3
+    assert len(kept) == 1  # the interrupted second cell left no row
     assert running and not [pid for pid in running if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
 
     resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600)
@@ -150,3 +156,25 @@ def test_compare_text_pipelines(text_corpus, tmp_path):
     rows = rows_in(tmp_path / "out")
     assert sorted(r["framework"] for r in rows) == sorted(registry.frameworks("text"))
     assert all(r["ok"] and r["config"]["tokenizer"] == "regex" for r in rows), [r["error"] for r in rows]
+
+
+def test_an_existing_folder_without_results_is_never_written_into(small_folder, tmp_path):
+    (tmp_path / "report.md").write_text("mine")
+    done = compare("--task", "image", "--data", str(small_folder.root), "--workers", "0", "--out", str(tmp_path), *TINY)
+    assert done.returncode == 1 and done.stderr == (f"feedbench: error: --out {tmp_path}: not a feedbench results "
+                                                    "folder (it holds files but no results.json); choose a new or "
+                                                    "empty folder\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"] and (tmp_path / "report.md").read_text() == "mine"
+
+
+def test_the_default_grid_is_up_to_the_cpu_budget(small_folder, tmp_path, monkeypatch, capsys):
+    from feedbench.pipelines import _cli_compare
+    from feedbench.pipelines.cli import main
+
+    grids = []
+    monkeypatch.setattr(_cli_compare, "compare", lambda settings, frameworks, workers, out, **_: grids.append(
+        (settings.cpus, workers)) or [])
+    assert main(["compare", "--task", "image", "--data", str(small_folder.root), "--out", str(tmp_path / "o"), *TINY,
+                 "--cpus", "1"]) == 0
+    assert grids == [(1, [0, 1])]  # not up to every core this process may use
+    assert _cli_compare.default_worker_counts(8) == [0, 1, 2, 4, 8]

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from feedbench.pipelines import registry
+from feedbench.pipelines.cli import main
 
 FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))
 
@@ -34,9 +37,11 @@ def test_demo_makes_the_datasets_compares_the_frameworks_then_resumes(tmp_path):
         rows = json.loads((out / task / "results.json").read_text())
         assert sorted(r["framework"] for r in rows) == registry.frameworks(task)
         assert all(r["ok"] and r["workers"] == 0 and r["steps"] == 3 for r in rows), [r["error"] for r in rows]
+        assert all(r["epochs"] == 1 for r in rows), [(r["framework"], r["epochs"]) for r in rows]  # one epoch holds all
         assert (out / task / "throughput.png").is_file() and "## Verdict" in (out / task / "report.md").read_text()
     image_rows = json.loads((out / "image" / "results.json").read_text())
-    assert image_rows[0]["settings"]["options"]["batch_size"] == 4  # 16 images: batches small enough for an epoch
+    # 16 images, 4 warm-up + 3 measured steps at workers=0: batches of 2, so that one epoch holds all 7
+    assert image_rows[0]["settings"]["options"]["batch_size"] == 2
     assert "fed the consumer better" in first.stdout or "No clear winner" in first.stdout
 
     second = subprocess.run([*args, "--out", str(out), "--resume"], capture_output=True, text=True, env=env, timeout=600)
@@ -44,3 +49,18 @@ def test_demo_makes_the_datasets_compares_the_frameworks_then_resumes(tmp_path):
     assert "generated" not in second.stdout and second.stdout.count("reused") == 3
     assert second.stdout.count(f"{len(registry.frameworks('image'))} of 2 cells were already in") >= 1
     assert json.loads((out / "image" / "results.json").read_text()) == image_rows  # nothing measured again
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--images", "0"], "--images must be at least 1, got 0"),
+    (["--documents", "0"], "--documents must be at least 1, got 0"),
+    (["--images", "6", "--workers", "0", "--steps", "3"], "--images 6: too few for one epoch to hold the warm-up and "
+                                                           "the measured steps (7 batches of at least 1)"),
+    (["--resume"], "--resume needs --out DIR"),
+])
+def test_bad_demo_values_are_one_line_before_anything_is_made(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.setenv("FEEDBENCH_CACHE", str(tmp_path))
+    assert main(["demo", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no dataset made, no folder created

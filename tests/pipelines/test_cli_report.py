@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from feedbench.pipelines import RunResult
+from feedbench.pipelines.cli import main
 from feedbench.pipelines.grid import Cell, ResultStore, Settings, make_row
 
 FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))
@@ -38,4 +41,18 @@ def test_report_redraws_everything_from_saved_results(small_folder, tmp_path):
 def test_report_of_a_folder_without_results_is_one_line(tmp_path):
     done = subprocess.run([FEEDBENCH, "report", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert done.stderr == f"feedbench: error: {tmp_path / 'results.json'}: no results here (made by feedbench compare, sweep or demo)\n"
+    assert done.stderr == (f"feedbench: error: {tmp_path}: not a feedbench results folder (no results.json; made by "
+                           "feedbench compare, sweep or demo)\n")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[{]", "results.json: not readable as feedbench results"),
+    ("3", "results.json: not feedbench results (expected a list of rows, got int)"),
+    ('[{"framework": "tf"}]', "results.json: row 0 is not a feedbench result (it lacks task, workers, ok"),
+])
+def test_malformed_results_are_one_line_naming_the_file_and_row(tmp_path, capsys, text, message):
+    (tmp_path / "results.json").write_text(text)
+    assert main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and str(tmp_path) in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # nothing drawn

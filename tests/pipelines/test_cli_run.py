@@ -95,3 +95,22 @@ def test_run_a_text_pipeline_with_a_tokenizer(text_corpus, capsys):
     out = capsys.readouterr()
     assert status == 0, out.err
     assert out.out.startswith("text torch workers=0: emulated:5ms on cpu") and "samples/s" in out.out
+
+
+def test_the_default_worker_count_follows_the_cpu_budget(small_folder, capsys, monkeypatch):
+    from feedbench.pipelines import _cli_run, grid
+    from feedbench.pipelines.errors import FeedbenchError
+
+    monkeypatch.setattr(grid, "available_cpus", lambda: list(range(8)))  # as if 8 CPUs were usable
+    cells = []
+
+    def run_cell(settings, cell, *, command):
+        cells.append((settings.cpus, cell.workers))
+        raise FeedbenchError("stopped by the test")
+
+    monkeypatch.setattr(_cli_run, "run_cell", run_cell)
+    for cpus, workers in (("4", 3), ("1", 1)):
+        assert main(["run", "--task", "image", "--framework", "torch", "--data", str(small_folder.root), *TINY,
+                     "--cpus", cpus]) == 1
+    assert "stopped by the test" in capsys.readouterr().err
+    assert cells == [(4, 3), (1, 1)]  # --cpus 4: 3 workers (without --cpus: 7)

@@ -65,3 +65,28 @@ def test_bad_sweep_values_are_one_line(small_folder, tmp_path, capsys, args, mes
     status, printed = sweep(capsys, *(item for pair in flags.items() for item in pair))
     assert status == 1 and message in printed.err and len(printed.err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_the_default_max_workers_is_the_cpu_budget(small_folder, tmp_path, capsys, monkeypatch):
+    from feedbench.pipelines import _cli_sweep
+    from feedbench.pipelines.errors import FeedbenchError
+
+    asked = {}
+
+    def recommend(measure, **kwargs):
+        asked.update(kwargs)
+        raise FeedbenchError("stopped by the test")
+
+    monkeypatch.setattr(_cli_sweep, "_recommend", lambda: recommend)
+    status, printed = sweep(capsys, "--framework", "torch", "--data", str(small_folder.root), "--cpus", "1",
+                            "--out", str(tmp_path / "out"))
+    assert status == 1 and "stopped by the test" in printed.err
+    assert asked["max_workers"] == 1  # --cpus 1, not every core this process may use
+
+
+def test_sweep_never_writes_into_a_folder_of_other_files(small_folder, tmp_path, capsys):
+    (tmp_path / "report.md").write_text("mine")
+    status, printed = sweep(capsys, "--framework", "torch", "--data", str(small_folder.root), "--out", str(tmp_path))
+    assert status == 1 and printed.err == (f"feedbench: error: --out {tmp_path}: not a feedbench results folder (it "
+                                           "holds files but no results.json); choose a new or empty folder\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"] and (tmp_path / "report.md").read_text() == "mine"

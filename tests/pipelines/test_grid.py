@@ -86,6 +86,15 @@ def test_auto_warmup_drains_what_the_workers_made_ahead():
     assert grid.auto_warmup(0, 2, 8) == 4
     assert grid.auto_warmup(4, 2, 8) == 20
     assert grid.auto_warmup("autotune", "autotune", 8) == 2 * 8 * 2 + 4
+    assert grid.auto_warmup(4, 0, 8) == 2 * 4 * 1 + 4  # prefetch 0: torch still keeps one batch per worker
+    assert grid.auto_warmup(3, "autotune", 8) == 2 * 3 * 2 + 4
+
+
+def test_auto_warmup_follows_the_prefetch_the_pipeline_uses(small_folder):
+    settings = Settings(task="image", data=small_folder.root, device="cpu", steps=5, options={**TINY, "prefetch": 0})
+    assert grid.cell_spec(settings, Cell("torch", 3)).warmup == 2 * 3 * 1 + 4
+    deep = Settings(task="image", data=small_folder.root, device="cpu", steps=5, options={**TINY, "prefetch": 5})
+    assert grid.cell_spec(deep, Cell("tf", 1)).warmup == 2 * 1 * 5 + 4
 
 
 def test_cell_spec_carries_the_settings_and_the_cell(settings):
@@ -137,7 +146,7 @@ def test_store_refuses_to_mix_or_to_overwrite(settings, tmp_path):
 
 
 def test_store_load_says_what_is_wrong(tmp_path):
-    with pytest.raises(DatasetError, match="no results here"):
+    with pytest.raises(DatasetError, match="not a feedbench results folder"):
         ResultStore.load(tmp_path)
     (tmp_path / "results.json").write_text("{not json")
     with pytest.raises(DatasetError, match="not readable as feedbench results"):
@@ -191,3 +200,68 @@ def test_measurer_reads_saved_cells_back_and_runs_the_rest(settings, tmp_path, m
     assert measure(2).samples_per_s == 50.0
     assert (measure.ran, measure.reused) == (1, 1)
     assert {r["workers"] for r in ResultStore.load(tmp_path).rows} == {1, 2}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{not json", "not readable as feedbench results"),
+    ('{"rows": []}', "expected a list of rows, got dict"),
+    ("[1]", "row 0 is not a feedbench result \\(a int"),
+    ('[{"framework": "torch", "workers": 0}]', "row 0 is not a feedbench result \\(it lacks task, ok, settings"),
+])
+def test_malformed_results_name_the_file_and_row(tmp_path, text, message):
+    (tmp_path / "results.json").write_text(text)
+    with pytest.raises(DatasetError, match=message) as info:
+        ResultStore.load(tmp_path)
+    assert str(tmp_path / "results.json") in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_row_with_a_bad_worker_count_names_its_row(settings, tmp_path):
+    row = fake_row(settings, "torch", 0)
+    (tmp_path / "results.json").write_text(json.dumps([row, {**row, "workers": -3}]))
+    with pytest.raises(DatasetError, match="results.json: row 1: workers must be"):
+        ResultStore.load(tmp_path)
+
+
+def test_a_folder_of_other_files_is_never_written_into(settings, tmp_path):
+    (tmp_path / "report.md").write_text("mine")
+    with pytest.raises(ConfigError, match="not a feedbench results folder"):
+        ResultStore.open(tmp_path, settings, resume=False)
+    with pytest.raises(ConfigError, match="not a feedbench results folder"):
+        ResultStore.open(tmp_path, settings, resume=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    assert ResultStore.open(tmp_path / "empty", settings, resume=False).rows == []  # new or empty: fine
+
+
+@pytest.mark.parametrize(("key", "value"), [("torch_version", "0.0.1"), ("cpu_cores", 999), ("cpu_model", "other"),
+                                            ("data_fingerprint", "3 files, 10 bytes, latest mtime 1")])
+def test_resume_refuses_rows_from_another_machine_software_or_dataset(settings, tmp_path, key, value):
+    store = ResultStore.open(tmp_path, settings, resume=False)
+    store.add({**fake_row(settings, "torch", 0), key: value})
+    with pytest.raises(ConfigError, match=f"another machine, software or dataset \\({key}: {value!r} there") as info:
+        ResultStore.open(tmp_path, settings, resume=True)
+    assert "\n" not in str(info.value)
+
+
+def test_the_data_fingerprint_changes_with_the_dataset(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"123")
+    before = grid.data_fingerprint(tmp_path)
+    assert before.startswith("1 files, 3 bytes")
+    (tmp_path / "b.jpg").write_bytes(b"4")
+    assert grid.data_fingerprint(tmp_path) != before and grid.data_fingerprint(tmp_path).startswith("2 files, 4 bytes")
+    (tmp_path / "manifest.json").write_text("{}")
+    assert grid.data_fingerprint(tmp_path).startswith("manifest.json: 2 bytes")
+
+
+def test_the_gpu_is_named_without_creating_a_cuda_context(monkeypatch):
+    from types import SimpleNamespace
+
+    from feedbench.pipelines import _machine
+
+    asked = []
+    cuda = SimpleNamespace(is_initialized=lambda: False, is_available=lambda: True,
+                           get_device_name=lambda index: asked.append(index) or "Fake GPU")
+    monkeypatch.setitem(__import__("sys").modules, "torch", SimpleNamespace(cuda=cuda))
+    monkeypatch.setattr(_machine.shutil, "which", lambda name: None)
+    assert _machine.gpu_name() is None and asked == []  # CUDA not initialised: torch is not asked
+    monkeypatch.setattr(cuda, "is_initialized", lambda: True)
+    assert _machine.gpu_name() == "Fake GPU" and asked == [0]

@@ -5,7 +5,7 @@ import pytest
 from matplotlib.image import imread
 from rich.console import Console
 
-from feedbench.pipelines import RunResult, report
+from feedbench.pipelines import RunResult, report, sweep
 from feedbench.pipelines.grid import Cell, Settings, make_row
 
 
@@ -14,9 +14,9 @@ def settings(small_folder):
     return Settings(task="image", data=small_folder.root, workload="emulated:20ms", device="cpu", cpus=1, steps=40)
 
 
-def row(settings, framework, workers, rate, *, starvation=0.5, pss=1e9, ok=True, window=5.0, au=0.5):
+def row(settings, framework, workers, rate, *, starvation=0.5, pss=1e9, ok=True, window=5.0, au=0.5, epochs=1):
     result = (RunResult(samples_per_s=rate, batches_per_s=rate / 32, starvation=starvation, accelerator_utilization=au,
-                        steps=40, window_s=window, peak_pss_bytes=int(pss), peak_rss_bytes=int(pss * 1.5), device="cpu",
+                        steps=40, window_s=window, epochs=epochs, peak_pss_bytes=int(pss), peak_rss_bytes=int(pss * 1.5), device="cpu",
                         cpu_util=1.0, ttfb_s=0.5, wait_p95_s=0.01)
               if ok else RunResult.failed("the run's process was killed by SIGKILL (out of memory?) before it reported"))
     return make_row(settings, Cell(framework, workers), result, command="test", started_at="t", wall_s=9.0)
@@ -114,3 +114,52 @@ def test_describe_a_run_readably(settings):
     assert lines[0] == "image torch workers=2: emulated:20ms on cpu, 1 CPU per run"
     assert "123.4 samples/s" in lines[1] and lines[2] == "  starvation         0.500 (highly input-bound)"
     assert report.describe(row(settings, "tf", 1, 0, ok=False))[1].startswith("  FAILED: the run's process")
+
+
+def test_a_window_that_crossed_an_epoch_is_cautioned(settings):
+    rows = grid_rows(settings, {1: 100.0, 2: 200.0}, {1: 90.0})
+    assert not any("epoch" in line for line in report.verdict(rows))
+    rows[1] = row(settings, "torch", 2, 200.0, epochs=3)
+    caution = [line for line in report.verdict(rows) if "epoch" in line]
+    assert caution == [caution[0]] and caution[0].startswith("Caution: 1 of 3 runs read past the end of the dataset "
+                                                             "(up to 3 epochs in warm-up and window)")
+    assert "crossed an epoch boundary" in caution[0]
+
+
+def test_workers_0_and_autotune_are_said_to_differ_between_frameworks(settings):
+    assert not any(line.startswith("Note:") for line in report.verdict(grid_rows(settings, {1: 10.0}, {1: 9.0})))
+    zero = [line for line in report.verdict(grid_rows(settings, {0: 10.0}, {0: 9.0})) if line.startswith("Note:")]
+    assert len(zero) == 1 and "at workers=0 torch makes each batch in the main process" in zero[0]
+    assert "AUTOTUNE" not in zero[0]
+    both = grid_rows(settings, {0: 10.0, "autotune": 20.0}, {0: 9.0, "autotune": 25.0})
+    note = [line for line in report.verdict(both) if line.startswith("Note:")]
+    assert len(note) == 1 and "workers=0" in note[0] and "AUTOTUNE is one worker process per CPU in torch" in note[0]
+
+
+def test_failed_runs_are_marked_on_the_throughput_panel_only(settings):
+    rows = grid_rows(settings, {0: 50.0, 1: 100.0}, {0: 40.0}) + [row(settings, "tf", 1, 0, ok=False)]
+    throughput, memory = report.figures(rows)
+    rate, starve = throughput.axes
+    crosses = lambda ax: [line for line in ax.get_lines() if line.get_marker() == "x"]  # noqa: E731
+    assert len(crosses(rate)) == 1 and list(crosses(rate)[0].get_ydata()) == [0]
+    assert crosses(starve) == [] and crosses(memory.axes[0]) == []
+    assert "x: a failed run" in rate.get_xlabel() and "failed" not in starve.get_xlabel()
+    assert "failed" not in memory.axes[0].get_xlabel()
+
+
+def test_the_au_target_comes_from_the_sweep_that_used_it(settings, tmp_path):
+    rows = [row(settings, "torch", w, 100.0 * w, au=au) for w, au in ((1, 0.85), (2, 0.95))]
+    (tmp_path / "recommendation-torch.json").write_text('{"framework": "torch", "target_au": 0.8, "lines": []}')
+    targets = report.au_targets(report.recommendations(tmp_path))
+    assert targets == {"torch": 0.8}
+    line = [l for l in report.verdict(rows, targets) if l.startswith("Fewest workers")][0]
+    assert line == "Fewest workers that kept the consumer busy (AU >= 0.8): torch at 1 worker."
+    text = report.render(tmp_path, rows)[-1].read_text()
+    assert "(AU >= 0.8): torch at 1 worker." in text and "AU >= 0.9" not in text
+    assert report.SAME_WITHIN is sweep.NEAR_BEST
+
+
+def test_skipped_is_named_for_what_the_task_skips(settings):
+    image = row(settings, "torch", 2, 123.4)
+    assert "  samples skipped    0" in report.describe(image)
+    assert "  records skipped    0" in report.describe({**image, "task": "text"})

@@ -348,7 +348,7 @@ def test_measure_is_never_called_twice_for_one_count_even_when_the_search_revisi
     ({"max_workers": 2, "min_workers": 3}, "max_workers (--max-workers) 2 is below min_workers (--min-workers) 3"),
     ({"min_workers": -1}, "min_workers (--min-workers) must be an integer >= 0, got -1"),
     ({"max_workers": 2.5}, "max_workers (--max-workers) must be an integer >= 0, got 2.5"),
-    ({"efficiency": 0}, "efficiency (--efficiency) must be in (0, 1], got 0"),
+    ({"efficiency": 0}, "efficiency (the scaling per added worker) must be in (0, 1], got 0"),
 ])
 def test_bad_arguments_raise_config_error_with_one_line(kwargs, message):
     rig = Rig(r1=250.0, demand=1000.0)
