@@ -206,8 +206,9 @@ def _per_count(rows: Sequence[Row]) -> list[str]:
                      + " vs ".join(f"{r['starvation']:.2f}" for r in ranked) + ", peak PSS "
                      + " vs ".join(_bytes(r.get("peak_pss_bytes")) for r in ranked) + ").")
     if shared:
-        tally = ", ".join(f"{fw} at {n}" for fw, n in sorted(ahead.items(), key=lambda kv: (-kv[1], kv[0]))) or "neither"
-        lines.append(f"Ahead by {SAME_WITHIN:.0%} or more, of {len(shared)} worker counts measured for both: {tally}.")
+        tally = ", ".join(f"{fw} at {n} of them" for fw, n in sorted(ahead.items(), key=lambda kv: (-kv[1], kv[0])))
+        lines.append(f"Of the {len(shared)} worker counts measured for every framework, ahead by {SAME_WITHIN:.0%} or "
+                     f"more: {tally or 'neither at any'}.")
     return lines
 
 

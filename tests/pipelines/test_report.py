@@ -39,7 +39,7 @@ def test_the_verdict_names_the_framework_the_numbers_favour(settings):
     assert any(line.startswith("workers=1: tf 150.0, torch 100.0 samples/s: tf ahead by 50% (starvation 0.50 vs 0.50, "
                                "peak PSS 1.50 GB vs 2.00 GB)") for line in lines)
     assert any(line.startswith("workers=2: torch 240.0, tf 120.0 samples/s: torch ahead by 100%") for line in lines)
-    assert "Ahead by 5% or more, of 2 worker counts measured for both: tf at 1, torch at 1." in lines
+    assert "Of the 2 worker counts measured for every framework, ahead by 5% or more: tf at 1 of them, torch at 1 of them." in lines
 
 
 def test_swapped_numbers_swap_the_verdict(settings):
