@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from feedbench.pipelines._dataloader import dataloader_options
 from feedbench.text._common import Prepared, bucket_of, prepare_source
 from feedbench.text._config import TextConfig
 from feedbench.text import tokenizers
@@ -24,7 +25,6 @@ from feedbench.text.vocab import PAD_ID, Vocab
 
 log = logging.getLogger(__name__)
 
-WORKER_TIMEOUT_S = 120.0  # a worker that sends nothing for this long is an error, not a hang
 
 
 class _Documents(torch.utils.data.Dataset):
@@ -164,22 +164,13 @@ def _batch_sampler(prepared: Prepared, cfg: TextConfig) -> torch.utils.data.Samp
 def build_torch_loader(source: str | os.PathLike[str], cfg: TextConfig) -> TextLoader:
     """The DataLoader for `source` under `cfg` (see :func:`torch_loader`)."""
     prepared = prepare_source(source, cfg)
-    workers = len(os.sched_getaffinity(0)) if cfg.workers == "autotune" else cfg.workers
-    prefetch = 2 if cfg.prefetch == "autotune" else cfg.prefetch
     return TextLoader(
         _Documents(prepared, cfg),
         cfg,
         prepared,
         batch_sampler=_batch_sampler(prepared, cfg),
         collate_fn=_collate,
-        num_workers=workers,
-        prefetch_factor=max(1, prefetch) if workers else None,
-        persistent_workers=workers > 0,
-        pin_memory=torch.cuda.is_available(),
-        timeout=WORKER_TIMEOUT_S if workers else 0,
-        # Spawned, not forked: the loop starts workers from its fetch thread while other
-        # threads run, and a fork copies their locks (and TensorFlow's thread pools).
-        multiprocessing_context="spawn" if workers else None,
+        **dataloader_options(cfg.workers, cfg.prefetch),
     )
 
 

@@ -17,12 +17,12 @@ import torch
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
+from feedbench.pipelines._dataloader import dataloader_options
 from feedbench.pipelines.errors import DatasetError
 from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD, ImageConfig, Source, looks_like_image, random_resized_crop, resolve_source
 
 log = logging.getLogger(__name__)
 
-WORKER_TIMEOUT_S = 120.0  # a worker that sends nothing for this long is an error, not a hang
 _UNIFORMS = 41  # 40 for the crop's ten tries, 1 for the flip
 
 
@@ -168,22 +168,13 @@ class ImageLoader(torch.utils.data.DataLoader):
 def build_torch_loader(source: str | os.PathLike[str] | Source, cfg: ImageConfig) -> ImageLoader:
     """The DataLoader for `source` under `cfg` (see :func:`torch_loader`)."""
     resolved = resolve_source(source)
-    workers = len(os.sched_getaffinity(0)) if cfg.workers == "autotune" else cfg.workers
-    prefetch = 2 if cfg.prefetch == "autotune" else cfg.prefetch
     sampler = torch.utils.data.BatchSampler(_EpochSampler(resolved, cfg), cfg.batch_size, cfg.drop_last)
     return ImageLoader(
         _Images(resolved, cfg),
         cfg,
         batch_sampler=sampler,
         collate_fn=_collate,
-        num_workers=workers,
-        prefetch_factor=max(1, prefetch) if workers else None,
-        persistent_workers=workers > 0,
-        pin_memory=torch.cuda.is_available(),
-        timeout=WORKER_TIMEOUT_S if workers else 0,
-        # Spawned, not forked: the loop starts workers from its fetch thread while other
-        # threads run, and a fork copies their locks (and TensorFlow's thread pools).
-        multiprocessing_context="spawn" if workers else None,
+        **dataloader_options(cfg.workers, cfg.prefetch),
     )
 
 

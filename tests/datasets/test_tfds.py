@@ -1,6 +1,5 @@
 """The generated data through TensorFlow Datasets, offline."""
 
-import io
 import json
 
 import numpy as np

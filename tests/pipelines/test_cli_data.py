@@ -19,7 +19,7 @@ def test_data_image_writes_a_dataset_and_its_shards(tmp_path):
     out = run("data", "image", str(tmp_path / "img"), "--n", "12", "--classes", "3", "--size", "80x60",
               "--shards", str(tmp_path / "shards"), "--workers", "1")
     assert out.returncode == 0, out.stderr
-    assert f"wrote 12 images" in out.stdout and "Parquet shards" in out.stdout
+    assert "wrote 12 images" in out.stdout and "Parquet shards" in out.stdout
     manifest = json.loads((tmp_path / "img" / "manifest.json").read_text())
     assert manifest["params"]["n"] == 12 and manifest["params"]["classes"] == 3
     assert sorted(p.name for p in (tmp_path / "img").iterdir()) == ["class_000", "class_001", "class_002", "manifest.json"]

@@ -1,0 +1,32 @@
+"""The DataLoader settings both torch pipelines (image and text) share: one place that says
+what `workers` and `prefetch` mean for a DataLoader, so that the two cannot drift apart."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+WORKER_TIMEOUT_S = 120.0  # a worker that sends nothing for this long is an error, not a hang
+
+
+def dataloader_options(workers: int | str, prefetch: int | str) -> dict[str, Any]:
+    """DataLoader keywords for a config's `workers` and `prefetch`.
+
+    "autotune" workers means one process per core this process may use (torch has no
+    autotuning), "autotune" prefetch means 2; prefetch 0 becomes 1 per worker (a DataLoader
+    cannot prefetch less); 0 workers loads in the calling process.
+    """
+    import torch
+
+    count = len(os.sched_getaffinity(0)) if workers == "autotune" else int(workers)
+    depth = 2 if prefetch == "autotune" else int(prefetch)
+    return {
+        "num_workers": count,
+        "prefetch_factor": max(1, depth) if count else None,
+        "persistent_workers": count > 0,
+        "pin_memory": torch.cuda.is_available(),
+        "timeout": WORKER_TIMEOUT_S if count else 0,
+        # Spawned, not forked: the loop starts workers from its fetch thread while other
+        # threads run, and a fork copies their locks (and TensorFlow's thread pools).
+        "multiprocessing_context": "spawn" if count else None,
+    }
