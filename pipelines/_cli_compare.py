@@ -9,7 +9,8 @@ from pathlib import Path
 
 from feedbench.pipelines import registry
 from feedbench.pipelines._cli_report import show
-from feedbench.pipelines._cli_run import add_settings_options, cell_progress, one_line_errors, parse_workers, settings_from_args
+from feedbench.pipelines._cli_run import (add_settings_options, cell_progress, check_retry, one_line_errors, parse_workers,
+                                          settings_from_args)
 from feedbench.pipelines.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.grid import ResultStore, Settings, cells, run_grid
 from feedbench.pipelines.isolation import available_cpus
@@ -29,6 +30,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--out", required=True, metavar="DIR", help="folder for the results, plots and report")
     compare.add_argument("--resume", action="store_true",
                          help="continue the results in DIR: run only the cells they lack (same settings only)")
+    compare.add_argument("--retry-failed", action="store_true",
+                         help="with --resume: run the cells whose saved run failed again too")
     one_line_errors(compare)
     compare.set_defaults(run=_run)
 
@@ -58,23 +61,24 @@ def frameworks_of(args: argparse.Namespace) -> list[str]:
 
 
 def compare(settings: Settings, frameworks: list[str], workers: list, out: Path, *, resume: bool,
-            what: str = "compare") -> list[str]:
-    """Runs the grid into `out` (resuming when asked), then shows and reports it."""
+            retry_failed: bool = False, what: str = "compare") -> list[str]:
+    """Runs the grid into `out` (resuming when asked, failed cells again with `retry_failed`),
+    then shows and reports it."""
     settings.check_frameworks(frameworks)
-    store = ResultStore.open(out, settings, resume=resume)
-    grid = cells(frameworks, workers)
-    todo = sum(store.find(cell) is None for cell in grid)
-    lines = [f"{len(grid) - todo} of {len(grid)} cells were already in {out}; ran {todo}"] if todo < len(grid) else []
-    try:
-        with cell_progress(what, todo) as (start, done):
-            run_grid(settings, grid, store, command="compare", on_start=start, on_done=done)
-    except KeyboardInterrupt:
-        saved = sum(store.find(cell) is not None for cell in grid)
-        print(f"feedbench: {saved} of {len(grid)} cells are saved in {out}; the same command with --resume "
-              "runs the rest", file=sys.stderr)
-        raise
-    rows = [store.find(cell) for cell in grid]
-    lines = show(out, store.rows) + lines
+    with ResultStore.open(out, settings, resume=resume, retry_failed=retry_failed) as store:
+        grid = cells(frameworks, workers)
+        todo = sum(store.measured(cell) is None for cell in grid)
+        lines = [f"{len(grid) - todo} of {len(grid)} cells were already in {out}; ran {todo}"] if todo < len(grid) else []
+        try:
+            with cell_progress(what, todo) as (start, done):
+                run_grid(settings, grid, store, command="compare", on_start=start, on_done=done)
+        except KeyboardInterrupt:
+            saved = sum(store.find(cell) is not None for cell in grid)
+            print(f"feedbench: {saved} of {len(grid)} cells are saved in {out}; the same command with --resume "
+                  "runs the rest", file=sys.stderr)
+            raise
+        rows = [store.find(cell) for cell in grid]
+        lines = show(out, store.rows) + lines
     if not any(row["ok"] for row in rows):
         raise FeedbenchError(f"every run of the grid failed (report in {out}); the first: {rows[0]['error']}")
     return lines
@@ -84,6 +88,8 @@ def _run(args: argparse.Namespace) -> list[str]:
     task_frameworks = frameworks_of(args)
     settings = settings_from_args(args, task_frameworks)
     workers = [parse_workers(w) for w in parse_list(args.workers, "--workers")] or default_worker_counts(settings.cpus)
-    return compare(settings, task_frameworks, workers, Path(args.out), resume=args.resume)
+    check_retry(args)
+    return compare(settings, task_frameworks, workers, Path(args.out), resume=args.resume,
+                   retry_failed=args.retry_failed)
 
 

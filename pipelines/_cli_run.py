@@ -125,6 +125,12 @@ def parse_workers(text: str, flag: str = "--workers") -> int | str:
     return count
 
 
+def check_retry(args: argparse.Namespace) -> None:
+    """--retry-failed only makes sense with --resume: there are no failed cells to retry otherwise."""
+    if args.retry_failed and not args.resume:
+        raise ConfigError("--retry-failed needs --resume (it runs the failed cells of saved results again)")
+
+
 def one_line_errors(parser: argparse.ArgumentParser) -> None:
     """Makes `parser` report a usage error in one line (name, message, where help is)."""
 

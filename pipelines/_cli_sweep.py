@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from feedbench.pipelines._cli_report import show
-from feedbench.pipelines._cli_run import add_settings_options, cell_progress, one_line_errors, settings_from_args
+from feedbench.pipelines._cli_run import add_settings_options, cell_progress, check_retry, one_line_errors, settings_from_args
 from feedbench.pipelines.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.grid import Measurer, ResultStore, write_atomically
 
@@ -34,6 +34,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--min-workers", type=int, default=1, metavar="N", help="smallest count to try (default 1)")
     sweep.add_argument("--exhaustive", action="store_true", help="measure every count from --min-workers to --max-workers")
     sweep.add_argument("--resume", action="store_true", help="reuse the runs already in DIR (same settings only)")
+    sweep.add_argument("--retry-failed", action="store_true",
+                       help="with --resume: measure the counts whose saved run failed again")
     one_line_errors(sweep)
     sweep.set_defaults(run=_run)
 
@@ -55,24 +57,25 @@ def _run(args: argparse.Namespace) -> list[str]:
     if args.min_workers < 0 or max_workers < max(args.min_workers, 1):
         raise ConfigError(f"--min-workers {args.min_workers} and --max-workers {max_workers}: need 0 <= min <= max, max >= 1")
     out = Path(args.out)
-    store = ResultStore.open(out, settings, resume=args.resume)
-    try:
-        with cell_progress(f"sweep {args.framework}", None) as (start, done):
-            measure = Measurer(settings, args.framework, store, on_start=start, on_done=done)
-            chosen = recommend(measure, max_workers=max_workers, target_au=args.target_au,
-                               autotune=args.framework in AUTOTUNES, exhaustive=args.exhaustive,
-                               min_workers=args.min_workers)
-    except KeyboardInterrupt:
-        print(f"feedbench: the runs measured so far are saved in {out}; the same command with --resume reuses them",
-              file=sys.stderr)
-        raise
-    record = {"framework": args.framework, "task": settings.task, "target_au": args.target_au,
-              "lines": list(chosen.lines()), "measured_now": measure.ran, "read_back": measure.reused,
-              "recommendation": chosen.to_dict()}
-    path = out / f"recommendation-{args.framework}.json"
-    text = json.dumps(record, indent=1, sort_keys=True, default=str)
-    write_atomically(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
-    lines = show(out, store.rows)
+    check_retry(args)
+    with ResultStore.open(out, settings, resume=args.resume, retry_failed=args.retry_failed) as store:
+        try:
+            with cell_progress(f"sweep {args.framework}", None) as (start, done):
+                measure = Measurer(settings, args.framework, store, on_start=start, on_done=done)
+                chosen = recommend(measure, max_workers=max_workers, target_au=args.target_au,
+                                   autotune=args.framework in AUTOTUNES, exhaustive=args.exhaustive,
+                                   min_workers=args.min_workers)
+        except KeyboardInterrupt:
+            print(f"feedbench: the runs measured so far are saved in {out}; the same command with --resume reuses them",
+                  file=sys.stderr)
+            raise
+        record = {"framework": args.framework, "task": settings.task, "target_au": args.target_au,
+                  "lines": list(chosen.lines()), "measured_now": measure.ran, "read_back": measure.reused,
+                  "recommendation": chosen.to_dict()}
+        path = out / f"recommendation-{args.framework}.json"
+        text = json.dumps(record, indent=1, sort_keys=True, default=str)
+        write_atomically(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+        lines = show(out, store.rows)
     return [*lines, *chosen.lines(),
             f"the search took {chosen.runs} runs; this command measured {measure.ran} and read {measure.reused} "
             f"back from {out}",

@@ -7,12 +7,14 @@ budget, window, pipeline options); a :class:`Cell` adds the framework and the wo
 and returns its row: every RunResult field, the cell, the settings and the machine's facts.
 :class:`ResultStore` keeps the rows of a folder in ``results.json`` and ``results.parquet``,
 both rewritten whole after every cell (written beside, then renamed over: an interrupted
-run leaves the last complete version), and refuses to mix settings in one folder.
+run leaves the last complete version), refuses to mix settings in one folder, and lets one
+process at a time write to a folder (two would each rewrite the file without the other's rows).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import importlib
 import json
 import logging
@@ -250,10 +252,22 @@ class ResultStore:
     Use :meth:`open` to measure into a folder and :meth:`load` to read one.
     """
 
-    def __init__(self, out: Path, rows: list[dict[str, Any]], settings: Settings | None) -> None:
+    def __init__(self, out: Path, rows: list[dict[str, Any]], settings: Settings | None, *,
+                 retry_failed: bool = False) -> None:
         self.out = out
         self.rows = rows
         self.settings = settings
+        self.retry_failed = retry_failed
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Lets other processes write to the folder again (a store from :meth:`open` holds it)."""
+        _unlock(self.out)
 
     @classmethod
     def load(cls, out: str | os.PathLike[str]) -> ResultStore:
@@ -273,12 +287,16 @@ class ResultStore:
         return cls(Path(out), rows, None)
 
     @classmethod
-    def open(cls, out: str | os.PathLike[str], settings: Settings, *, resume: bool) -> ResultStore:
-        """A folder to measure into with `settings`.
+    def open(cls, out: str | os.PathLike[str], settings: Settings, *, resume: bool,
+             retry_failed: bool = False) -> ResultStore:
+        """A folder to measure into with `settings`, held by this process until :meth:`close`
+        (or the process ends): use it in a ``with`` block. With `retry_failed`, cells whose
+        saved run failed count as not measured (:meth:`measured`), so they run again.
 
         Raises:
             ConfigError: The folder holds results and `resume` is false, or it holds results
-                of other settings (the message names what differs).
+                of other settings (the message names what differs), or another process is
+                writing to it.
         """
         out = Path(out)
         if out.exists() and not out.is_dir():
@@ -286,11 +304,23 @@ class ResultStore:
         if out.is_dir() and not (out / RESULTS_JSON).is_file() and any(out.iterdir()):
             raise ConfigError(f"--out {out}: not a feedbench results folder (it holds files but no {RESULTS_JSON}); "
                               "choose a new or empty folder")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror})") from exc
+        _lock(out)
+        try:
+            store = cls._checked(out, settings, resume=resume)
+        except BaseException:
+            _unlock(out)
+            raise
+        store.retry_failed = retry_failed
+        return store
+
+    @classmethod
+    def _checked(cls, out: Path, settings: Settings, *, resume: bool) -> ResultStore:
+        """The store of `out` (locked by this process) if its rows may be continued with `settings`."""
         if not (out / RESULTS_JSON).is_file():
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror})") from exc
             return cls(out, [], settings)
         rows = cls.load(out).rows
         if rows and not resume:
@@ -313,6 +343,14 @@ class ResultStore:
                 return row
         return None
 
+    def measured(self, cell: Cell) -> dict[str, Any] | None:
+        """The row of `cell` if it need not run again: saved, and a success unless failed runs
+        are to be retried."""
+        row = self.find(cell)
+        if row is None or (self.retry_failed and not row["ok"]):
+            return None
+        return row
+
     def add(self, row: dict[str, Any]) -> None:
         """Adds a row (replacing one of the same cell) and writes both files."""
         cell = Cell.of(row)
@@ -330,6 +368,32 @@ class ResultStore:
             pq.write_table(table, tmp)
 
         write_atomically(self.out / RESULTS_PARQUET, parquet)
+
+
+# The folders this process writes to, each held with flock on the folder itself (no lock file
+# to leave behind): path -> open descriptor. The kernel drops the lock when the process dies.
+_HELD: dict[str, int] = {}
+
+
+def _lock(out: Path) -> None:
+    """Holds `out` for this process, or raises ConfigError if another process holds it."""
+    key = os.path.realpath(out)
+    if key in _HELD:
+        return
+    fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise ConfigError(f"--out {out}: another feedbench process is writing to it; wait until it ends "
+                          "(then --resume), or choose another --out") from exc
+    _HELD[key] = fd
+
+
+def _unlock(out: Path) -> None:
+    fd = _HELD.pop(os.path.realpath(out), None)
+    if fd is not None:
+        os.close(fd)  # closing the only descriptor of the lock releases it
 
 
 # What must match, besides the settings, for new rows to join old ones (--resume).
@@ -436,12 +500,12 @@ def _nothing(*_: Any) -> None:
 
 def run_grid(settings: Settings, grid: Sequence[Cell], store: ResultStore, *, command: str,
              on_start: OnStart = _nothing, on_done: OnDone = _nothing) -> tuple[int, int]:
-    """Measures the cells of `grid` that `store` lacks, one after another, each row saved as
+    """Measures the cells of `grid` that `store` has not measured, one after another, each row saved as
     it comes (a failed cell too, with its reason). Returns (cells run, cells already there).
 
     `on_start(cell, index, total)` and `on_done(cell, row)` report progress.
     """
-    todo = [cell for cell in grid if store.find(cell) is None]
+    todo = [cell for cell in grid if store.measured(cell) is None]
     for index, cell in enumerate(todo, 1):
         on_start(cell, index, len(todo))
         row = run_cell(settings, cell, command=command)
@@ -468,7 +532,7 @@ class Measurer:
 
     def __call__(self, workers: int | str) -> RunResult:
         cell = Cell(self.framework, workers)
-        row = self.store.find(cell)
+        row = self.store.measured(cell)
         if row is None:
             self.on_start(cell, self.ran + 1, None)
             row = run_cell(self.settings, cell, command=self.command)

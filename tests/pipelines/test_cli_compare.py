@@ -136,6 +136,16 @@ def test_failed_cells_are_recorded_and_the_grid_goes_on(tmp_path):
     assert done.returncode == 1 and "every run of the grid failed" in done.stderr and "Traceback" not in done.stderr
     assert "FAILED: " in (out / "report.md").read_text()
 
+    args = ["--task", "image", "--data", str(broken.parent), "--frameworks", "torch", "--workers", "0,1",
+            "--out", str(out), *TINY]
+    again = compare(*args, "--resume")  # failed cells are results too: not run again
+    assert again.returncode == 1 and rows_in(out) == rows
+    compare(*args, "--resume", "--retry-failed")
+    retried = rows_in(out)
+    assert len(retried) == 2 and all(r["started_at"] > old["started_at"] for r, old in zip(retried, rows))
+    alone = compare(*args, "--retry-failed")
+    assert alone.returncode == 1 and alone.stderr.strip() == "feedbench: error: --retry-failed needs --resume (it runs the failed cells of saved results again)"
+
 
 def test_bad_grid_values_are_one_line(small_folder, tmp_path):
     for args, message in [(["--workers", "0,x"], "--workers takes integers >= 0 or autotune, got 'x'"),

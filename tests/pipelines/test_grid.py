@@ -3,6 +3,8 @@ results folder (row by row, atomic, resumable, one settings per folder)."""
 
 import json
 import math
+import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -191,6 +193,21 @@ def test_run_grid_skips_saved_cells_and_keeps_each_row_as_it_comes(settings, tmp
     assert started == [(Cell("tf", 1), 1, 1)] and len(ResultStore.load(tmp_path).rows) == 4
 
 
+def test_failed_cells_run_again_only_when_asked(settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(grid, "run_cell", lambda s, cell, *, command: fake_row(s, cell.framework, cell.workers, 77.0))
+    with ResultStore.open(tmp_path, settings, resume=False) as store:
+        store.add(fake_row(settings, "torch", 0, ok=False))
+        store.add(fake_row(settings, "torch", 1, 10.0))
+    cells = grid.cells(["torch"], [0, 1])
+    with ResultStore.open(tmp_path, settings, resume=True) as store:
+        assert grid.run_grid(settings, cells, store, command="test") == (0, 2)
+    with ResultStore.open(tmp_path, settings, resume=True, retry_failed=True) as store:
+        assert store.measured(Cell("torch", 0)) is None and store.measured(Cell("torch", 1))["samples_per_s"] == 10.0
+        assert grid.run_grid(settings, cells, store, command="test") == (1, 1)
+    assert {r["workers"]: (r["ok"], r["samples_per_s"]) for r in ResultStore.load(tmp_path).rows} == {
+        0: (True, 77.0), 1: (True, 10.0)}
+
+
 def test_measurer_reads_saved_cells_back_and_runs_the_rest(settings, tmp_path, monkeypatch):
     monkeypatch.setattr(grid, "run_cell", lambda s, cell, *, command: fake_row(s, cell.framework, cell.workers, 50.0))
     store = ResultStore.open(tmp_path, settings, resume=False)
@@ -265,3 +282,28 @@ def test_the_gpu_is_named_without_creating_a_cuda_context(monkeypatch):
     assert _machine.gpu_name() is None and asked == []  # CUDA not initialised: torch is not asked
     monkeypatch.setattr(cuda, "is_initialized", lambda: True)
     assert _machine.gpu_name() == "Fake GPU" and asked == [0]
+
+
+def test_one_process_at_a_time_writes_to_a_folder(settings, tmp_path):
+    out = tmp_path / "out"
+    holder = (
+        "import sys\n"
+        "from feedbench.pipelines.grid import ResultStore, Settings\n"
+        f"settings = Settings(task='image', data={str(settings.data)!r}, workload='emulated:5ms', device='cpu', steps=5)\n"
+        f"with ResultStore.open({str(out)!r}, settings, resume=False):\n"
+        "    print('held', flush=True)\n"
+        "    sys.stdin.readline()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match="another feedbench process is writing to it; wait until it ends"):
+            ResultStore.open(out, settings, resume=True)
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+    with ResultStore.open(out, settings, resume=True) as store:  # released when the other one closed it
+        store.add(fake_row(settings, "torch", 0))
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "results.parquet"]  # and no lock file left
