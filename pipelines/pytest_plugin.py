@@ -226,14 +226,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
                                  RunResult.from_dict(info[RESULT_KEY]))
 
 
-_COLUMNS = ("samples/s", "starvation", "AU", "input-bound", "peak RSS", "skipped")
+# The units of `feedbench compare`'s table and of the budgets: fractions, and MB of 10**6 bytes.
+_COLUMNS = ("samples/s", "starvation", "AU", "input-bound", "peak RSS MB", "skipped")
 
 
 def _cells(result: RunResult) -> tuple[str, ...]:
     if not result.ok:
         return ("failed: " + (result.error or "?"),)
-    return (f"{result.samples_per_s:,.1f}", f"{result.starvation:.1%}", f"{result.accelerator_utilization:.1%}",
-            result.input_bound, f"{result.peak_rss_bytes / 2**20:,.0f} MiB", str(result.skipped))
+    return (f"{result.samples_per_s:,.1f}", f"{result.starvation:.3f}", f"{result.accelerator_utilization:.3f}",
+            result.input_bound, f"{result.peak_rss_bytes / 1e6:,.0f}", str(result.skipped))
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's own table
