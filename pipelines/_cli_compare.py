@@ -12,7 +12,8 @@ from feedbench.pipelines._cli_report import show
 from feedbench.pipelines._cli_run import (add_settings_options, cell_progress, check_retry, one_line_errors, parse_workers,
                                           settings_from_args)
 from feedbench.pipelines.errors import ConfigError, FeedbenchError
-from feedbench.pipelines.grid import ResultStore, Settings, cells, run_grid
+from feedbench.pipelines.grid import Settings, cells, run_grid
+from feedbench.pipelines.store import ResultStore
 from feedbench.pipelines.isolation import available_cpus
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from feedbench.pipelines._cli_run import one_line_errors, stdout_console
-from feedbench.pipelines.grid import RESULTS_JSON, RESULTS_PARQUET, ResultStore
+from feedbench.pipelines.store import RESULTS_JSON, RESULTS_PARQUET, ResultStore
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from feedbench.pipelines import registry
 from feedbench.pipelines.errors import ConfigError, FeedbenchError
-from feedbench.pipelines.grid import AUTOTUNE, Cell, Settings, run_cell, write_atomically
+from feedbench.pipelines.grid import AUTOTUNE, Cell, Settings, run_cell
+from feedbench.pipelines.store import write_atomically
 
 # Pipeline options that have a flag of their own; any other goes through --option KEY=VALUE.
 FLAGS = {"batch_size": "--batch-size", "tokenizer": "--tokenizer"}

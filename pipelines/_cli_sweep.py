@@ -12,7 +12,8 @@ from pathlib import Path
 from feedbench.pipelines._cli_report import show
 from feedbench.pipelines._cli_run import add_settings_options, cell_progress, check_retry, one_line_errors, settings_from_args
 from feedbench.pipelines.errors import ConfigError, FeedbenchError
-from feedbench.pipelines.grid import Measurer, ResultStore, write_atomically
+from feedbench.pipelines.grid import Measurer
+from feedbench.pipelines.store import ResultStore, write_atomically
 
 # Frameworks whose AUTOTUNE is a setting of its own (torch's "autotune" is one worker per core).
 AUTOTUNES = ("tf",)

@@ -18,7 +18,8 @@ from typing import Any
 
 from rich.table import Table
 
-from feedbench.pipelines.grid import AUTOTUNE, write_atomically
+from feedbench.pipelines.grid import AUTOTUNE
+from feedbench.pipelines.store import write_atomically
 from feedbench.pipelines.sweep import NEAR_BEST
 
 log = logging.getLogger(__name__)

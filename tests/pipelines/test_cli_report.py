@@ -9,7 +9,8 @@ import pytest
 
 from feedbench.pipelines import RunResult
 from feedbench.pipelines.cli import main
-from feedbench.pipelines.grid import Cell, ResultStore, Settings, make_row
+from feedbench.pipelines.grid import Cell, Settings, make_row
+from feedbench.pipelines.store import ResultStore
 
 FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))
 

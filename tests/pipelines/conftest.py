@@ -1,0 +1,27 @@
+"""Fixtures shared by the grid and results-folder tests."""
+
+import pytest
+
+from feedbench.pipelines import RunResult, grid
+from feedbench.pipelines.grid import Cell, Settings
+
+TINY = {"batch_size": 4, "image_size": 32}
+
+
+@pytest.fixture
+def settings(small_folder):
+    """Grid settings for the small image folder: tiny images, 5 steps, a 5 ms emulated step."""
+    return Settings(task="image", data=small_folder.root, workload="emulated:5ms", device="cpu", steps=5,
+                    options=TINY)
+
+
+def _fake_row(settings, framework, workers, rate=100.0, ok=True):
+    result = RunResult(samples_per_s=rate, batches_per_s=rate / 4, starvation=0.5, accelerator_utilization=0.5,
+                       steps=5, window_s=1.0) if ok else RunResult.failed("RuntimeError: boom")
+    return grid.make_row(settings, Cell(framework, workers), result, command="test", started_at="t", wall_s=1.0)
+
+
+@pytest.fixture
+def fake_row():
+    """``fake_row(settings, framework, workers, rate=100.0, ok=True)``: a results row without a run."""
+    return _fake_row
