@@ -8,32 +8,39 @@ import pytest
 from feedbench.pipelines import _tf
 
 
-def test_tensorflow_comes_after_torch_and_sees_no_gpu():
-    code = (
-        "import sys\n"
-        "from feedbench.pipelines._tf import import_tensorflow\n"
-        "tf = import_tensorflow()\n"
-        "order = [m for m in sys.modules if m in ('torch', 'torchvision', 'tensorflow')]\n"
-        "print(order, tf.config.get_visible_devices('GPU'))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd="/")
+def _python(*lines):
+    """Runs the lines in a fresh interpreter; returns the completed process."""
+    out = subprocess.run([sys.executable, "-c", "\n".join(lines)], capture_output=True, text=True, timeout=300, cwd="/")
     assert out.returncode == 0, out.stderr
+    return out
+
+
+def _cpp_sources(text):
+    """The `file.cc:line` of each line of TensorFlow's C++ logging in `text`."""
+    return [line.split("] ")[0].split()[-1] for line in text.splitlines() if _tf._CPP_LOG_LINE.match(line)]
+
+
+def test_tensorflow_comes_after_torch_and_sees_no_gpu():
+    out = _python("import sys",
+                  "from feedbench.pipelines._tf import import_tensorflow",
+                  "tf = import_tensorflow()",
+                  "order = [m for m in sys.modules if m in ('torch', 'torchvision', 'tensorflow')]",
+                  "print(order, tf.config.get_visible_devices('GPU'))")
     assert out.stdout.strip() == "['torch', 'torchvision', 'tensorflow'] []"
     # TensorFlow's C++ start-up lines (oneDNN, cuInit, absl) do not reach the terminal.
-    assert "port.cc" not in out.stderr and "absl::InitializeLog" not in out.stderr, out.stderr
+    assert _cpp_sources(out.stderr) == [] and "absl::InitializeLog" not in out.stderr, out.stderr
 
 
 def test_tensorflow_start_up_lines_are_debug_log_records():
-    code = (
-        "import logging\n"
-        "logging.basicConfig(level=logging.DEBUG, format='%(name)s|%(message)s')\n"
-        "from feedbench.pipelines._tf import import_tensorflow\n"
-        "import_tensorflow()\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd="/")
-    assert out.returncode == 0, out.stderr
-    startup = [line for line in out.stderr.splitlines() if line.startswith("feedbench.pipelines._tf|")]
-    assert any("port.cc" in line for line in startup), out.stderr
+    plain = _python("import os", "os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')",  # as import_tensorflow does
+                    "import torch, torchvision.ops, tensorflow as tf", "tf.config.set_visible_devices([], 'GPU')")
+    said = _python("import logging",
+                   "logging.basicConfig(level=logging.DEBUG, format='%(name)s|%(message)s')",
+                   "from feedbench.pipelines._tf import import_tensorflow",
+                   "import_tensorflow()")
+    records = [line.split("|", 1)[1] for line in said.stderr.splitlines() if line.startswith("feedbench.pipelines._tf|")]
+    assert _cpp_sources(plain.stderr), "TensorFlow printed no start-up line here: nothing to check"
+    assert _cpp_sources("\n".join(r.removeprefix("tensorflow start-up: ") for r in records)) == _cpp_sources(plain.stderr)
 
 
 def test_fd2_capture_keeps_c_level_log_lines_and_passes_the_rest_on(capfd, caplog):
