@@ -34,7 +34,7 @@ def show(out: Path, rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> list[str]:
-    store = ResultStore.load(args.out)
-    if not store.rows:
-        return [f"{Path(args.out) / RESULTS_JSON} holds no runs yet"]
-    return show(Path(args.out), store.rows)
+    with ResultStore.load(args.out, hold=True) as store:
+        if not store.rows:
+            return [f"{Path(args.out) / RESULTS_JSON} holds no runs yet"]
+        return show(Path(args.out), store.rows)

@@ -35,6 +35,7 @@ class ResultStore:
         self.rows = rows
         self.settings = settings
         self.retry_failed = retry_failed
+        self._holds = False  # whether closing this store lets other processes write again
 
     def __enter__(self) -> ResultStore:
         return self
@@ -44,15 +45,32 @@ class ResultStore:
 
     def close(self) -> None:
         """Lets other processes write to the folder again (a store from :meth:`open` holds it)."""
-        _unlock(self.out)
+        if self._holds:
+            self._holds = False
+            _unlock(self.out)
 
     @classmethod
-    def load(cls, out: str | os.PathLike[str]) -> ResultStore:
-        """The results saved in `out` (DatasetError when there are none)."""
+    def load(cls, out: str | os.PathLike[str], *, hold: bool = False) -> ResultStore:
+        """The results saved in `out` (DatasetError when there are none). With `hold`, the folder
+        is held by this process first, as by :meth:`open`, so that what is drawn from the rows is
+        not overwritten by a grid still measuring into it: use the store in a ``with`` block.
+
+        Raises:
+            ConfigError: `hold` and another process is writing to the folder.
+        """
         path = Path(out) / RESULTS_JSON
         if not path.is_file():
             raise DatasetError(f"{Path(out)}: not a feedbench results folder (no {RESULTS_JSON}; made by feedbench "
                                "compare, sweep or demo)")
+        if hold:
+            return cls._holding(Path(out), lambda: cls._read(Path(out)), busy=(
+                f"{Path(out)}: another feedbench process is measuring into it; run report again when it ends "
+                "(it redraws the report itself then)"))
+        return cls._read(Path(out))
+
+    @classmethod
+    def _read(cls, out: Path) -> ResultStore:
+        path = out / RESULTS_JSON
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -61,7 +79,7 @@ class ResultStore:
             raise DatasetError(f"{path}: not feedbench results (expected a list of rows, got {type(rows).__name__})")
         for index, row in enumerate(rows):
             _check_row(path, index, row)
-        return cls(Path(out), rows, None)
+        return cls(out, rows, None)
 
     @classmethod
     def open(cls, out: str | os.PathLike[str], settings: Settings, *, resume: bool,
@@ -85,13 +103,22 @@ class ResultStore:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror})") from exc
-        _lock(out)
-        try:
-            store = cls._checked(out, settings, resume=resume)
-        except BaseException:
-            _unlock(out)
-            raise
+        store = cls._holding(out, lambda: cls._checked(out, settings, resume=resume))
         store.retry_failed = retry_failed
+        return store
+
+    @staticmethod
+    def _holding(out: Path, make: Callable[[], ResultStore], busy: str | None = None) -> ResultStore:
+        """The store `make` returns, holding `out` unless this process held it already (then the
+        first holder's close releases it); `out` is released again if `make` fails."""
+        acquired = _lock(out, busy)
+        try:
+            store = make()
+        except BaseException:
+            if acquired:
+                _unlock(out)
+            raise
+        store._holds = acquired
         return store
 
     @classmethod
@@ -152,19 +179,21 @@ class ResultStore:
 _HELD: dict[str, int] = {}
 
 
-def _lock(out: Path) -> None:
-    """Holds `out` for this process, or raises ConfigError if another process holds it."""
+def _lock(out: Path, busy: str | None = None) -> bool:
+    """Holds `out` for this process, or raises ConfigError (`busy`, or a line for --out) if
+    another process holds it. False when this process held it already."""
     key = os.path.realpath(out)
     if key in _HELD:
-        return
+        return False
     fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
-        raise ConfigError(f"--out {out}: another feedbench process is writing to it; wait until it ends "
+        raise ConfigError(busy or f"--out {out}: another feedbench process is writing to it; wait until it ends "
                           "(then --resume), or choose another --out") from exc
     _HELD[key] = fd
+    return True
 
 
 def _unlock(out: Path) -> None:

@@ -1,5 +1,10 @@
 """Fixtures shared by the grid and results-folder tests."""
 
+import contextlib
+import pickle
+import subprocess
+import sys
+
 import pytest
 
 from feedbench.pipelines import RunResult, grid
@@ -25,3 +30,32 @@ def _fake_row(settings, framework, workers, rate=100.0, ok=True):
 def fake_row():
     """``fake_row(settings, framework, workers, rate=100.0, ok=True)``: a results row without a run."""
     return _fake_row
+
+
+@contextlib.contextmanager
+def _held_elsewhere(out, settings):
+    holder = (
+        "import pickle, sys\n"
+        "from feedbench.pipelines.store import ResultStore\n"
+        f"settings = pickle.loads({pickle.dumps(settings)!r})\n"
+        f"with ResultStore.open({str(out)!r}, settings, resume=True):\n"
+        "    print('held', flush=True)\n"
+        "    sys.stdin.readline()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        yield
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.fixture
+def held_elsewhere():
+    """``with held_elsewhere(out, settings):`` another process holds the results folder `out`
+    (as a grid measuring into it does) until the block ends."""
+    return _held_elsewhere

@@ -16,13 +16,15 @@ FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))
 
 
 def saved_results(small_folder, out):
+    """Saves four runs into `out` (and lets go of the folder); returns their settings."""
     settings = Settings(task="image", data=small_folder.root, workload="emulated:20ms", device="cpu", cpus=1, steps=40)
-    store = ResultStore.open(out, settings, resume=False)
-    for framework, workers, rate in (("torch", 1, 100.0), ("torch", 2, 190.0), ("tf", 1, 120.0), ("tf", 2, 150.0)):
-        result = RunResult(samples_per_s=rate, batches_per_s=rate / 32, starvation=0.4, accelerator_utilization=0.6,
-                           steps=40, window_s=8.0, peak_pss_bytes=10**9, peak_rss_bytes=2 * 10**9, device="cpu")
-        store.add(make_row(settings, Cell(framework, workers), result, command="compare", started_at="t", wall_s=9.0))
-    return store
+    with ResultStore.open(out, settings, resume=False) as store:
+        for framework, workers, rate in (("torch", 1, 100.0), ("torch", 2, 190.0), ("tf", 1, 120.0), ("tf", 2, 150.0)):
+            result = RunResult(samples_per_s=rate, batches_per_s=rate / 32, starvation=0.4, accelerator_utilization=0.6,
+                               steps=40, window_s=8.0, peak_pss_bytes=10**9, peak_rss_bytes=2 * 10**9, device="cpu")
+            store.add(make_row(settings, Cell(framework, workers), result, command="compare", started_at="t",
+                               wall_s=9.0))
+    return settings
 
 
 def test_report_redraws_everything_from_saved_results(small_folder, tmp_path):
@@ -37,6 +39,17 @@ def test_report_redraws_everything_from_saved_results(small_folder, tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
         assert str(tmp_path / name) in done.stdout
     assert "is 27% above tf's best" in (tmp_path / "report.md").read_text()
+
+
+def test_report_waits_for_a_grid_still_measuring_into_the_folder(small_folder, tmp_path, held_elsewhere):
+    settings = saved_results(small_folder, tmp_path)
+    with held_elsewhere(tmp_path, settings):
+        done = subprocess.run([FEEDBENCH, "report", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == (f"feedbench: error: {tmp_path}: another feedbench process is measuring into it; run "
+                           "report again when it ends (it redraws the report itself then)\n")
+    assert not (tmp_path / "report.md").exists()  # nothing drawn over the grid's own report
+    assert subprocess.run([FEEDBENCH, "report", str(tmp_path)], capture_output=True, timeout=120).returncode == 0
 
 
 def test_report_of_a_folder_without_results_is_one_line(tmp_path):

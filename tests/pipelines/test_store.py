@@ -3,14 +3,14 @@ dataset per folder, one writing process at a time."""
 
 import json
 import math
-import subprocess
-import sys
+import os
 
 import pyarrow.parquet as pq
 import pytest
 
 from feedbench.pipelines import ConfigError, DatasetError, RunResult
 from feedbench.pipelines.grid import Settings
+from feedbench.pipelines import store as store_module
 from feedbench.pipelines.store import ResultStore, write_atomically
 
 
@@ -105,27 +105,21 @@ def test_resume_refuses_rows_from_another_machine_software_or_dataset(settings, 
     assert "\n" not in str(info.value)
 
 
-def test_one_process_at_a_time_writes_to_a_folder(settings, tmp_path, fake_row):
+def test_one_process_at_a_time_writes_to_a_folder(settings, tmp_path, fake_row, held_elsewhere):
     out = tmp_path / "out"
-    holder = (
-        "import sys\n"
-        "from feedbench.pipelines.grid import Settings\n"
-        "from feedbench.pipelines.store import ResultStore\n"
-        f"settings = Settings(task='image', data={str(settings.data)!r}, workload='emulated:5ms', device='cpu', steps=5)\n"
-        f"with ResultStore.open({str(out)!r}, settings, resume=False):\n"
-        "    print('held', flush=True)\n"
-        "    sys.stdin.readline()\n"
-    )
-    child = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "held"
+    with held_elsewhere(out, settings):
         with pytest.raises(ConfigError, match="another feedbench process is writing to it; wait until it ends"):
             ResultStore.open(out, settings, resume=True)
-        child.stdin.write("\n")
-        child.stdin.flush()
-        assert child.wait(timeout=60) == 0
-    finally:
-        child.kill()
     with ResultStore.open(out, settings, resume=True) as store:  # released when the other one closed it
         store.add(fake_row(settings, "torch", 0))
     assert sorted(p.name for p in out.iterdir()) == ["results.json", "results.parquet"]  # and no lock file left
+
+
+def test_a_nested_hold_in_the_same_process_leaves_the_folder_held(settings, tmp_path, fake_row):
+    out = tmp_path / "out"
+    with ResultStore.open(out, settings, resume=False) as outer:
+        outer.add(fake_row(settings, "torch", 0))
+        with ResultStore.load(out, hold=True) as inner:  # e.g. the report drawn at the end of a grid
+            assert len(inner.rows) == 1
+        assert os.path.realpath(out) in store_module._HELD, "the inner store released the outer one's hold"
+    assert os.path.realpath(out) not in store_module._HELD
