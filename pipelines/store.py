@@ -58,15 +58,15 @@ class ResultStore:
         Raises:
             ConfigError: `hold` and another process is writing to the folder.
         """
-        path = Path(out) / RESULTS_JSON
-        if not path.is_file():
-            raise DatasetError(f"{Path(out)}: not a feedbench results folder (no {RESULTS_JSON}; made by feedbench "
+        out = Path(out)
+        if not (out / RESULTS_JSON).is_file():
+            raise DatasetError(f"{out}: not a feedbench results folder (no {RESULTS_JSON}; made by feedbench "
                                "compare, sweep or demo)")
-        if hold:
-            return cls._holding(Path(out), lambda: cls._read(Path(out)), busy=(
-                f"{Path(out)}: another feedbench process is measuring into it; run report again when it ends "
-                "(it redraws the report itself then)"))
-        return cls._read(Path(out))
+        if not hold:
+            return cls._read(out)
+        return cls._holding(out, lambda: cls._read(out), busy=(
+            f"{out}: another feedbench process is measuring into it; run report again when it ends "
+            "(it redraws the report itself then)"))
 
     @classmethod
     def _read(cls, out: Path) -> ResultStore:
