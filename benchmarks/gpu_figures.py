@@ -88,7 +88,7 @@ def main() -> int:
     counts = [n for n in map(int, args.workers.split(",")) if n <= cores]
     started = time.perf_counter()
     if "validate" not in skip:
-        from feedbench.pipelines.validate import CASES, run_case
+        from feedbench.pipelines.truth.validate import CASES, run_case
 
         checks = []
         for case in CASES:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from feedbench.pipelines import measure, parse_workload, resolve_device
-from feedbench.pipelines._batch import to_device, to_torch
+from feedbench.pipelines.loop.adapter import to_device, to_torch
 from feedbench.pipelines.pytest_plugin import record_result
 
 STEPS = 100

@@ -22,7 +22,7 @@ import pytest
 
 from feedbench.datasets.defaults import default_text
 from feedbench.pipelines import RunSpec, registry, run_isolated
-from feedbench.pipelines._batch import to_torch
+from feedbench.pipelines.loop.adapter import to_torch
 from feedbench.pipelines.pytest_plugin import record_result
 
 CORES = len(os.sched_getaffinity(0))

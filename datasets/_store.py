@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feedbench.pipelines.errors import ConfigError, DatasetError
+from feedbench.pipelines.core.errors import ConfigError, DatasetError
 
 log = logging.getLogger(__name__)
 

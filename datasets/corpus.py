@@ -13,7 +13,7 @@ import numpy as np
 from feedbench.datasets import _prose, _store
 from feedbench.datasets._parallel import chunked, map_chunks
 from feedbench.datasets.parquet import TEXT_SCHEMA, write_shards
-from feedbench.pipelines.errors import ConfigError
+from feedbench.pipelines.core.errors import ConfigError
 
 KIND = "text-corpus"
 GENERATOR = "prose/1"  # bump when the text for a seed changes, so old corpora are not reused

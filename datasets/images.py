@@ -11,7 +11,7 @@ import numpy as np
 
 from feedbench.datasets import _photo, _store
 from feedbench.datasets._parallel import chunked, map_chunks
-from feedbench.pipelines.errors import ConfigError
+from feedbench.pipelines.core.errors import ConfigError
 
 KIND = "image-folder"
 GENERATOR = "photo/1"  # bump when the pixels for a seed change, so old datasets are not reused

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from feedbench.datasets import _store
-from feedbench.pipelines.errors import ConfigError, DatasetError
+from feedbench.pipelines.core.errors import ConfigError, DatasetError
 
 IMAGE_SCHEMA = pa.schema([("image", pa.binary()), ("label", pa.int64()), ("path", pa.string())])
 TEXT_SCHEMA = pa.schema([("text", pa.string()), ("label", pa.int64()), ("id", pa.int64())])

@@ -8,12 +8,12 @@ torch) is imported on first use.
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from feedbench.pipelines._cache import cache_dir
-from feedbench.pipelines.errors import ConfigError, DatasetError, FeedbenchError, MissingDependencyError
-from feedbench.pipelines.isolation import RunSpec, run_isolated
-from feedbench.pipelines.metrics import steady_state
-from feedbench.pipelines.result import RunResult
-from feedbench.pipelines.workloads import Emulated, Workload, parse_workload
+from feedbench.pipelines.core.cache import cache_dir
+from feedbench.pipelines.core.errors import ConfigError, DatasetError, FeedbenchError, MissingDependencyError
+from feedbench.pipelines.loop.isolation import RunSpec, run_isolated
+from feedbench.pipelines.loop.metrics import steady_state
+from feedbench.pipelines.loop.result import RunResult
+from feedbench.pipelines.workloads.base import Emulated, Workload, parse_workload
 
 try:
     __version__ = version("feedbench")
@@ -25,7 +25,7 @@ _FROM_CONSUMER = ("LoaderError", "LoaderTimeout", "WorkloadError", "measure", "r
 
 def __getattr__(name: str) -> Any:
     if name in _FROM_CONSUMER:  # imports torch: only when asked for
-        from feedbench.pipelines import consumer
+        from feedbench.pipelines.loop import measure as consumer
 
         return getattr(consumer, name)
     raise AttributeError(f"module 'feedbench.pipelines' has no attribute {name!r}")

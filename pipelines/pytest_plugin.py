@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from feedbench.pipelines.errors import ConfigError
-from feedbench.pipelines.result import RunResult
+from feedbench.pipelines.core.errors import ConfigError
+from feedbench.pipelines.loop.result import RunResult
 
 RESULT_KEY = "run_result"
 """The key of ``extra_info`` that holds a benchmark's RunResult (as :meth:`RunResult.to_dict`)."""
@@ -163,7 +163,7 @@ class LoaderBenchmark:
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise ConfigError(f"loader_benchmark: rounds must be a whole number >= 1, got {rounds!r}")
         make = _loader_maker(loader, rounds)
-        from feedbench.pipelines.consumer import measure  # imports torch: only when a test asks
+        from feedbench.pipelines.loop.measure import measure  # imports torch: only when a test asks
 
         _check_options(measure, measure_options)
         results: list[RunResult] = []

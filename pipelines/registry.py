@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from feedbench.pipelines.errors import ConfigError
+from feedbench.pipelines.core.errors import ConfigError
 
 # (task, framework) -> ("module:builder", "module:ConfigClass")
 PIPELINES: dict[tuple[str, str], tuple[str, str]] = {

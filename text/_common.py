@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from feedbench.pipelines._cache import cache_dir
+from feedbench.pipelines.core.cache import cache_dir
 from feedbench.text import _records
 from feedbench.text._config import TextConfig
 from feedbench.text._records import Corpus

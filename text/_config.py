@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from feedbench.pipelines import _checks as checks
-from feedbench.pipelines._checks import ON_ERROR, default_workers
-from feedbench.pipelines.errors import ConfigError
+from feedbench.pipelines.core import checks
+from feedbench.pipelines.core.checks import ON_ERROR, default_workers
+from feedbench.pipelines.core.errors import ConfigError
 from feedbench.text.tokenizers import check_name
 from feedbench.text.vocab import Vocab
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from feedbench.pipelines.errors import DatasetError
+from feedbench.pipelines.core.errors import DatasetError
 
 log = logging.getLogger(__name__)
 JSONL, SHARDS = "corpus.jsonl", "shards"

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from feedbench.pipelines._tf import import_tensorflow
-from feedbench.pipelines.errors import DatasetError
+from feedbench.pipelines.core.frameworks import import_tensorflow
+from feedbench.pipelines.core.errors import DatasetError
 from feedbench.text import _records, tokenizers
 from feedbench.text._common import Prepared, prepare, prepare_source
 from feedbench.text._config import TextConfig

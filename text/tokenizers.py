@@ -22,7 +22,7 @@ import functools
 import re
 from collections.abc import Callable
 
-from feedbench.pipelines.errors import ConfigError, MissingDependencyError
+from feedbench.pipelines.core.errors import ConfigError, MissingDependencyError
 
 TOKENIZERS = ("nltk", "regex", "spacy")
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from feedbench.pipelines._dataloader import dataloader_options
+from feedbench.pipelines.core.dataloader import dataloader_options
 from feedbench.text._common import Prepared, bucket_of, prepare_source
 from feedbench.text._config import TextConfig
 from feedbench.text import tokenizers

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feedbench.pipelines.errors import ConfigError, DatasetError
+from feedbench.pipelines.core.errors import ConfigError, DatasetError
 from feedbench.text.tokenizers import check_name, tokenizer
 
 PAD, UNK = "<pad>", "<unk>"

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from feedbench.datasets.parquet import ParquetShards, scan_image_folder
-from feedbench.pipelines import _checks as checks
-from feedbench.pipelines._checks import ON_ERROR, default_workers
-from feedbench.pipelines.errors import DatasetError
+from feedbench.pipelines.core import checks
+from feedbench.pipelines.core.checks import ON_ERROR, default_workers
+from feedbench.pipelines.core.errors import DatasetError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from feedbench.datasets.parquet import ParquetShards
-from feedbench.pipelines._tf import import_tensorflow, import_tfds
-from feedbench.pipelines.errors import DatasetError
+from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds
+from feedbench.pipelines.core.errors import DatasetError
 from feedbench.vision._common import (
     IMAGENET_MEAN,
     IMAGENET_STD,

@@ -17,8 +17,8 @@ import torch
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
-from feedbench.pipelines._dataloader import dataloader_options
-from feedbench.pipelines.errors import DatasetError
+from feedbench.pipelines.core.dataloader import dataloader_options
+from feedbench.pipelines.core.errors import DatasetError
 from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD, ImageConfig, Source, looks_like_image, random_resized_crop, resolve_source
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from feedbench.datasets import ParquetShards, make_text_corpus
-from feedbench.pipelines.errors import ConfigError
+from feedbench.pipelines.core.errors import ConfigError
 
 
 def _jsonl(dataset):

@@ -8,7 +8,7 @@ from PIL import Image
 
 from feedbench.datasets import make_image_folder, scan_image_folder
 from feedbench.datasets._photo import ImageSpec, encode, paint
-from feedbench.pipelines.errors import ConfigError
+from feedbench.pipelines.core.errors import ConfigError
 
 
 def test_layout_labels_and_manifest_describe_every_file(image_folder):

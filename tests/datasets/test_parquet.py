@@ -3,7 +3,7 @@ import pickle
 import pytest
 
 from feedbench.datasets import ParquetShards, make_image_shards, scan_image_folder
-from feedbench.pipelines.errors import ConfigError, DatasetError
+from feedbench.pipelines.core.errors import ConfigError, DatasetError
 
 
 @pytest.fixture(scope="module")

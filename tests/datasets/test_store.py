@@ -6,7 +6,7 @@ import os
 import pytest
 
 from feedbench.datasets import images, load, make_image_folder
-from feedbench.pipelines.errors import DatasetError
+from feedbench.pipelines.core.errors import DatasetError
 
 SMALL = {"classes": 2, "size": (64, 48), "workers": 1}
 

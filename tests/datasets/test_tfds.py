@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from feedbench.datasets import tfds_images, tfds_text
-from feedbench.pipelines.errors import DatasetError
+from feedbench.pipelines.core.errors import DatasetError
 
 
 def test_image_folder_loads_through_tfds_with_labels_and_rgb_pixels(image_folder):

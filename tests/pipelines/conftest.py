@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from feedbench.pipelines import RunResult, grid
-from feedbench.pipelines.grid import Cell, Settings
+from feedbench.pipelines import RunResult
+from feedbench.pipelines.harness import grid
+from feedbench.pipelines.harness.grid import Cell, Settings
 
 TINY = {"batch_size": 4, "image_size": 32}
 
@@ -36,7 +37,7 @@ def fake_row():
 def _held_elsewhere(out, settings):
     holder = (
         "import pickle, sys\n"
-        "from feedbench.pipelines.store import ResultStore\n"
+        "from feedbench.pipelines.harness.store import ResultStore\n"
         f"settings = pickle.loads({pickle.dumps(settings)!r})\n"
         f"with ResultStore.open({str(out)!r}, settings, resume=True):\n"
         "    print('held', flush=True)\n"

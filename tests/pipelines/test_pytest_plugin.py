@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from feedbench.pipelines import RunResult
-from feedbench.pipelines.metrics import steady_state
+from feedbench.pipelines.loop.metrics import steady_state
 
 pytest_plugins = ["pytester"]
 
@@ -28,7 +28,7 @@ import time
 import pytest
 import torch
 
-from feedbench.pipelines.synthetic import SleepProducer
+from feedbench.pipelines.truth.synthetic import SleepProducer
 
 STEP = "emulated:{STEP_S * 1e3:g}ms"
 

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from feedbench.pipelines._tf import import_tensorflow
+from feedbench.pipelines.core.frameworks import import_tensorflow
 from feedbench.text import tokenize
 from feedbench.text.tf_pipeline import _lowered_otherwise, _lowers_natively, native_regex_tokens
 
@@ -115,7 +115,7 @@ def test_a_turkish_or_lithuanian_locale_does_not_change_the_tokens(locale):
     script = textwrap.dedent(
         """
         import torch  # before TensorFlow
-        from feedbench.pipelines._tf import import_tensorflow
+        from feedbench.pipelines.core.frameworks import import_tensorflow
         from feedbench.text import tokenize
         from feedbench.text.tf_pipeline import _lowered_otherwise, native_regex_tokens
 

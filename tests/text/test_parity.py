@@ -6,7 +6,7 @@ corpus and on awkward text; and both equal the Python reference (tokenize, encod
 import numpy as np
 import pytest
 
-from feedbench.pipelines._batch import to_torch
+from feedbench.pipelines.loop.adapter import to_torch
 from feedbench.text import tf_dataset, tokenize, torch_loader
 
 MAX_LEN = 96  # short enough that the long generated documents and the 100,000-character one are truncated

@@ -8,7 +8,7 @@ import pytest
 
 from feedbench.datasets import tfds_text
 from feedbench.pipelines import ConfigError, DatasetError, measure
-from feedbench.pipelines._tf import import_tensorflow
+from feedbench.pipelines.core.frameworks import import_tensorflow
 from feedbench.pipelines.registry import build
 from feedbench.text import TextConfig, Vocab, tf_dataset, tokenize
 from feedbench.text._common import bucket_boundaries, bucket_of

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from feedbench.pipelines import ConfigError, DatasetError, measure, registry
-from feedbench.pipelines._batch import to_torch
+from feedbench.pipelines.loop.adapter import to_torch
 from feedbench.vision import ImageConfig, tf_dataset, torch_loader
 from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD
 

@@ -1,0 +1,96 @@
+"""`feedbench compare`: a grid of frameworks x worker counts at one CPU budget, each cell in
+a fresh process, saved row by row; then the table, plots and report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from feedbench.pipelines import registry
+from feedbench.pipelines.cli.report import show
+from feedbench.pipelines.cli.run import (add_settings_options, cell_progress, check_retry, one_line_errors, parse_workers,
+                                          settings_from_args)
+from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
+from feedbench.pipelines.harness.grid import Settings, cells, run_grid
+from feedbench.pipelines.harness.store import ResultStore
+from feedbench.pipelines.loop.isolation import available_cpus
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Adds `compare` to the CLI."""
+    compare = commands.add_parser(
+        "compare", help="frameworks x worker counts at one CPU budget: table, plots, report",
+        description="Measures every framework at every worker count, each run in a fresh process pinned to the "
+        "same CPUs, saving each row as it finishes (--resume continues an interrupted grid). Writes "
+        "DIR/results.json and .parquet, DIR/throughput.png, DIR/memory.png and DIR/report.md.")
+    add_settings_options(compare)
+    compare.add_argument("--frameworks", help="comma-separated (default: every framework of the task)")
+    compare.add_argument("--workers", help="comma-separated counts, autotune allowed "
+                         "(default: 0, 1, 2, 4, ... up to the CPUs of --cpus)")
+    compare.add_argument("--out", required=True, metavar="DIR", help="folder for the results, plots and report")
+    compare.add_argument("--resume", action="store_true",
+                         help="continue the results in DIR: run only the cells they lack (same settings only)")
+    compare.add_argument("--retry-failed", action="store_true",
+                         help="with --resume: run the cells whose saved run failed again too")
+    one_line_errors(compare)
+    compare.set_defaults(run=_run)
+
+
+def default_worker_counts(cores: int | None = None) -> list[int]:
+    """0, then powers of two below the core count, then the core count itself (`cores`: the
+    CPU budget of the runs; default all this process may use)."""
+    cores = cores or len(available_cpus())
+    counts, n = [0], 1
+    while n < cores:
+        counts.append(n)
+        n *= 2
+    return [*counts, cores]
+
+
+def parse_list(text: str | None, flag: str) -> list[str]:
+    items = [item.strip() for item in (text or "").split(",") if item.strip()]
+    if text is not None and not items:
+        raise ConfigError(f"{flag} needs at least one value, got {text!r}")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"{flag} names a value twice: {text!r}")
+    return items
+
+
+def frameworks_of(args: argparse.Namespace) -> list[str]:
+    return parse_list(args.frameworks, "--frameworks") or registry.frameworks(args.task)
+
+
+def compare(settings: Settings, frameworks: list[str], workers: list, out: Path, *, resume: bool,
+            retry_failed: bool = False, what: str = "compare") -> list[str]:
+    """Runs the grid into `out` (resuming when asked, failed cells again with `retry_failed`),
+    then shows and reports it."""
+    settings.check_frameworks(frameworks)
+    with ResultStore.open(out, settings, resume=resume, retry_failed=retry_failed) as store:
+        grid = cells(frameworks, workers)
+        todo = sum(store.measured(cell) is None for cell in grid)
+        lines = [f"{len(grid) - todo} of {len(grid)} cells were already in {out}; ran {todo}"] if todo < len(grid) else []
+        try:
+            with cell_progress(what, todo) as (start, done):
+                run_grid(settings, grid, store, command="compare", on_start=start, on_done=done)
+        except KeyboardInterrupt:
+            saved = sum(store.find(cell) is not None for cell in grid)
+            print(f"feedbench: {saved} of {len(grid)} cells are saved in {out}; the same command with --resume "
+                  "runs the rest", file=sys.stderr)
+            raise
+        rows = [store.find(cell) for cell in grid]
+        lines = show(out, store.rows) + lines
+    if not any(row["ok"] for row in rows):
+        raise FeedbenchError(f"every run of the grid failed (report in {out}); the first: {rows[0]['error']}")
+    return lines
+
+
+def _run(args: argparse.Namespace) -> list[str]:
+    task_frameworks = frameworks_of(args)
+    settings = settings_from_args(args, task_frameworks)
+    workers = [parse_workers(w) for w in parse_list(args.workers, "--workers")] or default_worker_counts(settings.cpus)
+    check_retry(args)
+    return compare(settings, task_frameworks, workers, Path(args.out), resume=args.resume,
+                   retry_failed=args.retry_failed)
+
+

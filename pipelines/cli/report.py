@@ -1,0 +1,40 @@
+"""`feedbench report DIR`: the table, plots and report.md again, from saved results."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from feedbench.pipelines.cli.run import one_line_errors, stdout_console
+from feedbench.pipelines.harness.store import RESULTS_JSON, RESULTS_PARQUET, ResultStore
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Adds `report` to the CLI."""
+    report = commands.add_parser("report", help="redraw the table, plots and report.md from saved results",
+                                 description="Reads DIR/results.json (made by compare, sweep or demo) and draws "
+                                 "the table, DIR/throughput.png, DIR/memory.png and DIR/report.md again.")
+    report.add_argument("out", metavar="DIR", help="a folder of results")
+    one_line_errors(report)
+    report.set_defaults(run=_run)
+
+
+def show(out: Path, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Prints the results table, draws the plots and report.md; returns the verdict and paths."""
+    from feedbench.pipelines.harness import report
+
+    stdout_console().print(report.results_table(rows, report.title_of(rows)))
+    paths = report.render(out, rows)
+    targets = report.au_targets(report.recommendations(out))  # a sweep's --target-au, where one was saved
+    return [*report.verdict(rows, targets), f"results: {out / RESULTS_JSON}, {out / RESULTS_PARQUET}",
+            f"plots:   {', '.join(str(p) for p in paths if p.suffix == '.png')}",
+            f"report:  {paths[-1]}"]
+
+
+def _run(args: argparse.Namespace) -> list[str]:
+    with ResultStore.load(args.out, hold=True) as store:
+        if not store.rows:
+            return [f"{Path(args.out) / RESULTS_JSON} holds no runs yet"]
+        return show(Path(args.out), store.rows)

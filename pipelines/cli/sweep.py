@@ -1,0 +1,83 @@
+"""`feedbench sweep`: the fewest workers that keep the consumer busy, without measuring every
+count. The search is :func:`feedbench.pipelines.harness.sweep.recommend`; this wires it to isolated
+runs whose rows are saved like a grid's (so a sweep resumes, and its rows are reported)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from feedbench.pipelines.cli.report import show
+from feedbench.pipelines.cli.run import add_settings_options, cell_progress, check_retry, one_line_errors, settings_from_args
+from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
+from feedbench.pipelines.harness.grid import Measurer
+from feedbench.pipelines.harness.store import ResultStore, write_atomically
+
+# Frameworks whose AUTOTUNE is a setting of its own (torch's "autotune" is one worker per core).
+AUTOTUNES = ("tf",)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Adds `sweep` to the CLI."""
+    sweep = commands.add_parser(
+        "sweep", help="the fewest workers that reach a target accelerator utilization",
+        description="Searches the worker counts of one framework for the smallest that keeps the consumer busy "
+        "(AU >= --target-au), measuring as few counts as it can (tf: AUTOTUNE too). Each run is isolated and "
+        "saved in DIR/results.* as it finishes; --resume reuses them.")
+    add_settings_options(sweep)
+    sweep.add_argument("--framework", required=True, help="the framework: torch or tf")
+    sweep.add_argument("--out", required=True, metavar="DIR", help="folder for the results, plots and report")
+    sweep.add_argument("--target-au", type=float, default=0.9, metavar="AU",
+                       help="accelerator utilization to reach, in (0, 1] (default 0.9)")
+    sweep.add_argument("--max-workers", type=int, metavar="N", help="largest count to try (default: the CPUs of --cpus, else all usable)")
+    sweep.add_argument("--min-workers", type=int, default=1, metavar="N", help="smallest count to try (default 1)")
+    sweep.add_argument("--exhaustive", action="store_true", help="measure every count from --min-workers to --max-workers")
+    sweep.add_argument("--resume", action="store_true", help="reuse the runs already in DIR (same settings only)")
+    sweep.add_argument("--retry-failed", action="store_true",
+                       help="with --resume: measure the counts whose saved run failed again")
+    one_line_errors(sweep)
+    sweep.set_defaults(run=_run)
+
+
+def _recommend():
+    try:
+        from feedbench.pipelines.harness.sweep import recommend
+    except ImportError as exc:
+        raise FeedbenchError(f"the sweep search (feedbench.pipelines.harness.sweep) cannot be imported: {exc}") from exc
+    return recommend
+
+
+def _run(args: argparse.Namespace) -> list[str]:
+    recommend = _recommend()
+    settings = settings_from_args(args, [args.framework])
+    if not 0 < args.target_au <= 1:
+        raise ConfigError(f"--target-au must be in (0, 1], got {args.target_au}")
+    max_workers = args.max_workers if args.max_workers is not None else settings.cpus
+    if args.min_workers < 0 or max_workers < max(args.min_workers, 1):
+        raise ConfigError(f"--min-workers {args.min_workers} and --max-workers {max_workers}: need 0 <= min <= max, max >= 1")
+    out = Path(args.out)
+    check_retry(args)
+    with ResultStore.open(out, settings, resume=args.resume, retry_failed=args.retry_failed) as store:
+        try:
+            with cell_progress(f"sweep {args.framework}", None) as (start, done):
+                measure = Measurer(settings, args.framework, store, on_start=start, on_done=done)
+                chosen = recommend(measure, max_workers=max_workers, target_au=args.target_au,
+                                   autotune=args.framework in AUTOTUNES, exhaustive=args.exhaustive,
+                                   min_workers=args.min_workers)
+        except KeyboardInterrupt:
+            print(f"feedbench: the runs measured so far are saved in {out}; the same command with --resume reuses them",
+                  file=sys.stderr)
+            raise
+        record = {"framework": args.framework, "task": settings.task, "target_au": args.target_au,
+                  "lines": list(chosen.lines()), "measured_now": measure.ran, "read_back": measure.reused,
+                  "recommendation": chosen.to_dict()}
+        path = out / f"recommendation-{args.framework}.json"
+        text = json.dumps(record, indent=1, sort_keys=True, default=str)
+        write_atomically(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+        lines = show(out, store.rows)
+    return [*lines, *chosen.lines(),
+            f"the search took {chosen.runs} runs; this command measured {measure.ran} and read {measure.reused} "
+            f"back from {out}",
+            f"recommendation: {path}"]

@@ -1,0 +1,417 @@
+"""The consumer loop: pull batches onto the device, run a workload, time every step.
+
+Every pipeline in feedbench is judged by :func:`measure`. The metric definitions are in
+:mod:`feedbench.pipelines.loop.metrics`; this module only collects the per-step timings they
+are computed from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from feedbench.pipelines.loop import metrics
+from feedbench.pipelines.loop.adapter import batch_size, to_device, to_torch
+from feedbench.pipelines.loop.sampler import TreeSampler
+from feedbench.pipelines.core.errors import ConfigError, FeedbenchError, one_line
+from feedbench.pipelines.loop.result import RunResult
+from feedbench.pipelines.workloads.base import Workload, parse_workload
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STEPS = 50
+DEFAULT_TIMEOUT_S = 120.0
+_IN_FLIGHT = 2  # steps queued on the device ahead of the host, as a training loop allows
+
+
+class LoaderError(FeedbenchError):
+    """The loader raised, timed out or ended too early; the message names the step."""
+
+
+class LoaderTimeout(LoaderError):
+    """No batch arrived within the timeout."""
+
+
+class WorkloadError(FeedbenchError):
+    """The workload raised; the message names the step."""
+
+
+class _Fetcher:
+    """Calls ``iter()`` and ``next()`` on the loader in a helper thread, one call at a time.
+
+    Only so that the loop can stop waiting: ``next()`` on a stalled loader cannot be
+    interrupted, but waiting for its answer can. The thread makes nothing ahead of time, so
+    a synchronous producer stays synchronous.
+    """
+
+    def __init__(self, batches: Iterable[Any]) -> None:
+        self._batches = batches
+        self._iterator: Any = None
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="feedbench-fetch", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while (request := self._requests.get()) is not None:
+            try:
+                if request == "iter":
+                    self._iterator = iter(self._batches)
+                    self._answers.put(("ok", None))
+                else:
+                    self._answers.put(("ok", next(self._iterator)))
+            except StopIteration:
+                self._answers.put(("end", None))
+            except BaseException as exc:  # handed to the loop, which raises it with the step
+                self._answers.put(("error", exc))
+        self._iterator = None  # lets a DataLoader's workers shut down
+
+    def call(self, request: str, timeout_s: float) -> tuple[str, Any]:
+        """("ok", batch), ("end", None) or ("error", exception); raises queue.Empty on timeout."""
+        self._requests.put(request)
+        return self._answers.get(timeout=timeout_s)
+
+    def close(self) -> None:
+        self._requests.put(None)
+
+
+@dataclass
+class _Steps:
+    """Per-step timings of the measured window (seconds)."""
+
+    wait: list[float] = field(default_factory=list)
+    h2d: list[float] = field(default_factory=list)
+    compute: list[float] = field(default_factory=list)
+    idle: list[float] = field(default_factory=list)
+    samples: int = 0
+    cuda_events: list[tuple[Any, Any, Any]] = field(default_factory=list)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device for "auto", "cpu", "cuda" or "cuda:N".
+
+    Raises:
+        ConfigError: CUDA asked for where torch sees none, or a device it does not know.
+    """
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r}: not a device; choose auto, cpu, cuda or cuda:N") from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device on this machine")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif resolved.type != "cpu":
+        raise ConfigError(f"device {device!r}: only cpu and cuda are supported")
+    return resolved
+
+
+def _check(steps: int | None, seconds: float | None, warmup: int, timeout: float) -> int | None:
+    for name, value in (("steps", steps), ("seconds", seconds)):
+        if value is not None and (isinstance(value, bool) or not value > 0):
+            raise ConfigError(f"{name} must be positive, got {value!r}")
+    if steps is not None and int(steps) != steps:
+        raise ConfigError(f"steps must be a whole number, got {steps!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
+        raise ConfigError(f"warmup must be a whole number of steps >= 1 (the first batch warms the workload up), got {warmup!r}")
+    if not timeout > 0:
+        raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
+    return DEFAULT_STEPS if steps is None and seconds is None else steps
+
+
+def measure(
+    batches: Iterable[Any],
+    *,
+    workload: str | Workload = "emulated:20ms",
+    device: str | torch.device = "auto",
+    steps: int | None = None,
+    seconds: float | None = None,
+    warmup: int = 5,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    cycle: bool = True,
+    config: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Pulls batches onto the device, runs the workload on each, and measures the loop.
+
+    The first batch is timed (time to first batch) and used to warm the workload up (model
+    autotuning, allocator growth) before the loader's own `warmup` steps, which are
+    excluded from the figures. Then `steps` batches (or `seconds` of them) are measured:
+    per step the host wait in ``next()``, the host-to-device copy and the workload, and on
+    CUDA the device's idle gap before the step, from CUDA events.
+
+    A loader that ends before the window does is started again when it is re-iterable (a
+    DataLoader or tf.data.Dataset: the epoch boundary is measured like any step) and
+    `cycle` is true; otherwise the run stops there and says so (``stop_reason="exhausted"``).
+    A loader may report samples it dropped through an attribute ``feedbench_skipped`` (an
+    int or a zero-argument callable), read at the end into ``RunResult.skipped``, and
+    documents it cut short through ``feedbench_truncated`` (likewise), read into
+    ``RunResult.truncated``.
+
+    Args:
+        batches: Any iterable of batches in the common format: torch, TensorFlow or NumPy
+            tensors, or tuples, lists or dicts of them.
+        workload: A workload name (``emulated:20ms``, ``resnet18``, ``resnet50``,
+            ``textcls``) or a :class:`Workload`.
+        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+        steps: Measured steps (default 50 when `seconds` is not given either).
+        seconds: Measured seconds; with `steps` too, whichever ends first.
+        warmup: Loader steps before the window, excluded.
+        timeout: Seconds to wait for any one batch before giving up.
+        cycle: Start a re-iterable loader again when it ends.
+        config: The loader's configuration, recorded in the result.
+
+    Returns:
+        The RunResult of the measured window.
+
+    Raises:
+        ConfigError: A bad argument, workload or device, or a batch of an unknown type.
+        LoaderError: The loader raised, yielded nothing, or ended within the warm-up;
+            LoaderTimeout when no batch came within `timeout`. Both name the step.
+    """
+    steps = _check(steps, seconds, warmup, timeout)
+    work = parse_workload(workload)
+    work.bind(batches)  # before the settings: binding may size the workload (textcls)
+    dev = resolve_device(device)
+    settings = {"workload": work.describe(), "device": str(dev), "steps": steps, "seconds": seconds,
+                "warmup": warmup, "timeout": timeout, **dict(config or {})}
+    loop = _Loop(batches, work, dev, timeout, cycle)
+    # Events, the emulated kernel and the workload's launches go to the current device.
+    on_device = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
+    try:
+        with on_device:
+            return loop.run(steps, seconds, warmup, settings)
+    finally:
+        loop.close()
+
+
+class _Loop:
+    """One run of :func:`measure`: state shared by its phases."""
+
+    def __init__(self, batches: Iterable[Any], workload: Workload, device: torch.device, timeout: float, cycle: bool) -> None:
+        self.batches = batches
+        self.workload = workload
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.timeout = timeout
+        self.cycle = cycle
+        self.reiterable = not hasattr(batches, "__next__")
+        self.fetcher = _Fetcher(batches)
+        self.sampler = TreeSampler()
+        self.step_number = 0  # batches asked for so far, warm-up included (1-based in messages)
+        self.epochs = 0
+        self.warmup_steps = 0
+
+    def close(self) -> None:
+        self.fetcher.close()
+        self.sampler.stop()
+
+    def _where(self) -> str:
+        phase = f"warm-up step {self.step_number} of {self.warmup_steps}" if self.step_number <= self.warmup_steps else ""
+        return f"step {self.step_number}" + (f" ({phase})" if phase else "")
+
+    def _call(self, request: str) -> tuple[str, Any]:
+        try:
+            kind, value = self.fetcher.call(request, self.timeout)
+        except queue.Empty:
+            raise LoaderTimeout(f"no batch from the loader after {self.timeout:g} s at {self._where()}") from None
+        if kind == "error":
+            raise LoaderError(f"the loader raised at {self._where()}: {type(value).__name__}: {one_line(value)}") from value
+        return kind, value
+
+    def _start_epoch(self) -> None:
+        self._call("iter")
+        self.epochs += 1
+
+    def fetch(self) -> Any | None:
+        """The next batch, starting a new epoch where allowed; None when the loader is done."""
+        self.step_number += 1
+        kind, value = self._call("next")
+        if kind == "end" and self.reiterable and self.cycle and self.step_number > 1:
+            self._start_epoch()
+            kind, value = self._call("next")
+        if kind == "end":
+            if self.step_number == 1:
+                raise LoaderError("the loader yielded no batch (an empty iterable)")
+            return None
+        return value
+
+    def prepare(self, raw: Any) -> tuple[Any, int]:
+        """(host batch as torch tensors, sample count); errors name the step."""
+        try:
+            batch = to_torch(raw)
+            return batch, batch_size(batch)
+        except ConfigError as exc:
+            raise type(exc)(f"{self._where()}: {exc}") from exc
+
+    def synchronize(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+    def run(self, steps: int | None, seconds: float | None, warmup: int, settings: dict) -> RunResult:
+        self.warmup_steps = warmup
+        self.workload.setup(self.device)
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.sampler.start()
+        started = time.perf_counter()
+        self._start_epoch()
+        first = self.fetch()
+        ttfb_s = time.perf_counter() - started
+        batch, _ = self.prepare(first)
+        on_device = to_device(batch, self.device)
+        self._work(self.workload.warmup, on_device)  # before the loader's warm-up, apart from it
+        self.synchronize()
+        pending: list[Any] = []
+        self._paced_step(on_device, pending)  # the first batch is warm-up step 1
+        for _ in range(warmup - 1):
+            raw = self.fetch()
+            if raw is None:
+                raise LoaderError(f"the loader ended after {self.step_number - 1} batches, within the {warmup} warm-up steps")
+            self._paced_step(to_device(self.prepare(raw)[0], self.device), pending)
+        self.synchronize()
+        timings, stop_reason, window_s = self._measure(steps, seconds)
+        self.sampler.stop()
+        if not timings.wait:
+            raise LoaderError(f"the loader ended after {self.step_number - 1} batches, before any measured step")
+        return self._result(timings, window_s, ttfb_s, stop_reason, settings)
+
+    def _measure(self, steps: int | None, seconds: float | None) -> tuple[_Steps, str, float]:
+        timings = _Steps()
+        clock = time.perf_counter
+        self.sampler.mark()  # before the window: its PSS sweep must not count as idle time
+        if self.cuda:
+            window_start = torch.cuda.Event(enable_timing=True)
+            window_start.record()
+            timings.cuda_events.append((None, None, window_start))
+        t0 = clock()
+        stop_reason = "steps"
+        while steps is None or len(timings.wait) < steps:
+            if seconds is not None and clock() - t0 >= seconds:
+                stop_reason = "seconds"
+                break
+            asked = clock()
+            raw = self.fetch()
+            got = clock()
+            if raw is None:
+                stop_reason = "exhausted"
+                log.warning("the loader ended after %d measured steps; it is not re-iterable", len(timings.wait))
+                break
+            batch, count = self.prepare(raw)
+            timings.wait.append(got - asked)
+            timings.samples += count
+            if self.cuda:
+                self._cuda_step(batch, timings)
+            else:
+                copied = clock()
+                on_device = to_device(batch, self.device)
+                computed = clock()
+                self._work(self.workload.step, on_device)
+                done = clock()
+                timings.h2d.append(computed - copied)
+                timings.compute.append(done - computed)
+        self.synchronize()
+        return timings, stop_reason, clock() - t0
+
+    def _work(self, call: Any, batch: Any) -> None:
+        """Runs a workload call; its errors name the step."""
+        try:
+            call(batch)
+        except FeedbenchError:
+            raise
+        except Exception as exc:
+            raise WorkloadError(f"the workload raised at {self._where()}: {type(exc).__name__}: {one_line(exc)}") from exc
+
+    def _paced_step(self, batch: Any, pending: list[Any]) -> None:
+        """A warm-up step; on CUDA at most _IN_FLIGHT queued, as in the window, so that the
+        warm-up does not let the loader's buffers fill while the device catches up."""
+        if self.cuda and len(pending) >= _IN_FLIGHT:
+            pending.pop(0).synchronize()
+        self._work(self.workload.step, batch)
+        if self.cuda:
+            done = torch.cuda.Event()
+            done.record()
+            pending.append(done)
+
+    def _cuda_step(self, batch: Any, timings: _Steps) -> None:
+        if len(timings.cuda_events) >= _IN_FLIGHT:
+            timings.cuda_events[-_IN_FLIGHT][2].synchronize()  # at most _IN_FLIGHT steps queued
+        events = tuple(torch.cuda.Event(enable_timing=True) for _ in range(3))
+        events[0].record()
+        on_device = to_device(batch, self.device)
+        events[1].record()
+        self._work(self.workload.step, on_device)
+        events[2].record()
+        timings.cuda_events.append(events)
+
+    def _result(self, timings: _Steps, window_s: float, ttfb_s: float, stop_reason: str, settings: dict) -> RunResult:
+        window = metrics.Window(len(timings.wait), timings.samples, window_s, sum(timings.wait), sum(timings.compute))
+        if self.cuda:
+            # Fractions of the device's own window, where idle + h2d + compute add up exactly.
+            starved_s, compute_s, device_window_s = _read_cuda_events(timings)
+            fractions = metrics.Window(window.steps, window.samples, device_window_s, starved_s, compute_s)
+        else:
+            fractions = window
+        starvation, utilization = fractions.starvation, fractions.accelerator_utilization
+        waits = timings.wait
+        return RunResult(
+            samples_per_s=window.samples_per_s,
+            batches_per_s=window.batches_per_s,
+            starvation=starvation,
+            accelerator_utilization=utilization,
+            ttfb_s=ttfb_s,
+            wait_p50_s=metrics.percentile(waits, 50),
+            wait_p95_s=metrics.percentile(waits, 95),
+            wait_p99_s=metrics.percentile(waits, 99),
+            wait_mean_s=sum(waits) / len(waits),
+            h2d_mean_s=_mean(timings.h2d),
+            compute_mean_s=_mean(timings.compute),
+            window_s=window_s,
+            steps=window.steps,
+            warmup_steps=self.warmup_steps,
+            samples=window.samples,
+            epochs=self.epochs,
+            stop_reason=stop_reason,
+            device=str(self.device),
+            workload=self.workload.describe(),
+            peak_rss_bytes=self.sampler.peak_rss_bytes,
+            peak_pss_bytes=self.sampler.peak_pss_bytes,
+            peak_device_bytes=torch.cuda.max_memory_allocated(self.device) if self.cuda else None,
+            cpu_util=self.sampler.cpu_util(),
+            skipped=_count(self.batches, "feedbench_skipped"),
+            truncated=_count(self.batches, "feedbench_truncated"),
+            config=settings,
+        )
+
+
+def _read_cuda_events(timings: _Steps) -> tuple[float, float, float]:
+    """(sum idle_i, sum compute_i, device window) in seconds, filling timings.idle/h2d/compute."""
+    previous_end = timings.cuda_events[0][2]
+    for start, copied, end in timings.cuda_events[1:]:
+        timings.idle.append(previous_end.elapsed_time(start) / 1e3)
+        timings.h2d.append(start.elapsed_time(copied) / 1e3)
+        timings.compute.append(copied.elapsed_time(end) / 1e3)
+        previous_end = end
+    device_window = timings.cuda_events[0][2].elapsed_time(timings.cuda_events[-1][2]) / 1e3
+    return sum(timings.idle), sum(timings.compute), device_window
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def _count(batches: Any, attribute: str) -> int:
+    """The loader's count `attribute` (an int or a zero-argument callable), 0 when it has none."""
+    count = getattr(batches, attribute, 0)
+    return int(count() if callable(count) else count)
