@@ -9,11 +9,16 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from feedbench.pipelines.core.cache import cache_dir
-from feedbench.pipelines.core.errors import ConfigError, DatasetError, FeedbenchError, MissingDependencyError
+from feedbench.pipelines.core.errors import (
+    ConfigError,
+    DatasetError,
+    FeedbenchError,
+    MissingDependencyError,
+)
 from feedbench.pipelines.loop.isolation import RunSpec, run_isolated
 from feedbench.pipelines.loop.metrics import steady_state
 from feedbench.pipelines.loop.result import RunResult
-from feedbench.pipelines.workloads.base import Emulated, Workload, parse_workload
+from feedbench.pipelines.workloads import Emulated, Workload, parse_workload
 
 try:
     __version__ = version("feedbench")

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
 from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.loop.result import RunResult
 
@@ -163,7 +162,9 @@ class LoaderBenchmark:
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise ConfigError(f"loader_benchmark: rounds must be a whole number >= 1, got {rounds!r}")
         make = _loader_maker(loader, rounds)
-        from feedbench.pipelines.loop.measure import measure  # imports torch: only when a test asks
+        from feedbench.pipelines.loop.measure import (
+            measure,  # imports torch: only when a test asks
+        )
 
         _check_options(measure, measure_options)
         results: list[RunResult] = []

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from feedbench.pipelines import __version__
-from feedbench.pipelines.cli import compare, data, demo, report, run, sweep
+from feedbench.pipelines.cli import compare, data, demo, options, report, run, sweep
 from feedbench.pipelines.core.errors import FeedbenchError
 
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _one_line_errors_everywhere(parser: argparse.ArgumentParser) -> None:
     """A usage error of any (sub)command is one line, as every other error."""
-    run.one_line_errors(parser)
+    options.one_line_errors(parser)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from feedbench.pipelines import registry
 from feedbench.pipelines.cli.report import show
-from feedbench.pipelines.cli.run import (add_settings_options, cell_progress, check_retry, one_line_errors, parse_workers,
-                                          settings_from_args)
+from feedbench.pipelines.cli.options import add_settings_options, check_retry, one_line_errors, parse_workers, settings_from_args
+from feedbench.pipelines.cli.progress import cell_progress
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
-from feedbench.pipelines.harness.grid import Settings, cells, run_grid
+from feedbench.pipelines.harness.grid import run_grid
+from feedbench.pipelines.harness.plan import Settings, cells
 from feedbench.pipelines.harness.store import ResultStore
 from feedbench.pipelines.loop.isolation import available_cpus
 

@@ -97,8 +97,9 @@ def _run_text(args: argparse.Namespace) -> list[str]:
 
 
 def _run_shards(args: argparse.Namespace) -> list[str]:
-    from feedbench.datasets import make_image_shards, scan_image_folder
     from pathlib import Path
+
+    from feedbench.datasets import make_image_shards, scan_image_folder
 
     _, samples = scan_image_folder(Path(args.source))
     started = time.perf_counter()

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from feedbench.pipelines.cli.run import one_line_errors, stdout_console
+from feedbench.pipelines.cli.options import one_line_errors
+from feedbench.pipelines.cli.progress import stdout_console
 from feedbench.pipelines.harness.store import RESULTS_JSON, RESULTS_PARQUET, ResultStore
 
 

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from feedbench.pipelines.cli.report import show
-from feedbench.pipelines.cli.run import add_settings_options, cell_progress, check_retry, one_line_errors, settings_from_args
+from feedbench.pipelines.cli.options import add_settings_options, check_retry, one_line_errors, settings_from_args
+from feedbench.pipelines.cli.progress import cell_progress
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.harness.grid import Measurer
 from feedbench.pipelines.harness.store import ResultStore, write_atomically

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from feedbench.pipelines.core.machine import machine_facts
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
-from feedbench.pipelines.harness.grid import Cell, Settings, data_fingerprint
+from feedbench.pipelines.core.machine import machine_facts
+from feedbench.pipelines.harness.grid import data_fingerprint
+from feedbench.pipelines.harness.plan import Cell, Settings
 from feedbench.pipelines.loop.result import RunResult
 
 RESULTS_JSON = "results.json"

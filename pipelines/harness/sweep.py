@@ -49,130 +49,57 @@ count of best throughput, and whether the search agrees.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Union
+from collections.abc import Mapping
 
 from feedbench.pipelines.core.errors import ConfigError
-from feedbench.pipelines.harness.grid import AUTOTUNE
+from feedbench.pipelines.harness.plan import AUTOTUNE
+from feedbench.pipelines.harness.sweep_rule import (
+    NEAR_BEST,
+    Measure,
+    Prediction,
+    Recommendation,
+    Workers,
+    autotune_note,
+    best_fixed,
+    choose,
+    choose_fixed,
+    count_words,
+    exhaustive_check,
+    figures,
+    reaches,
+    reason,
+    usable,
+)
 from feedbench.pipelines.loop.result import RunResult
 
 log = logging.getLogger(__name__)
 
-Workers = Union[int, str]  # a count, or AUTOTUNE
-Measure = Callable[[Workers], RunResult]
 
-NEAR_BEST = 0.05  # throughput within 5% of the best counts as the best
+
+
+
+
+
 PLATEAU = 0.05  # a climb stops when a count adds no more than 5% to the best throughput
+
+
 MIN_STEP = 0.10  # a climb adds at least 10% more workers: linear scaling then gains 2 x PLATEAU
+
+
 PROBE_TRIES = 2  # counts tried as the probe before the search gives up on a model
+
+
 FAILURES_IN_A_ROW = 2  # failed runs in a row that end a climb
+
+
 GUESSES = 2  # interpolated guesses a descent makes before it bisects
+
+
 _CEIL_SLACK = 1e-9  # 3.0000000001 workers is 3 (float noise), not 4
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """What the model read from the probe run.
-
-    Attributes:
-        workers: The predicted count, clamped to [probe, max_workers] (the probe itself when
-            the probe already reaches the target).
-        probe_workers: The count the model was read from.
-        sample_cost_s: Seconds one worker spends per sample, 1 / r1; an upper bound when
-            `cost_measured` is False.
-        cost_measured: Whether the probe was input bound (starvation 5% or more), so that its
-            throughput was the producer's; when not, the producer kept up and costs less.
-        demand_samples_per_s: Samples/s the workload takes at AU 1, batch size / compute_mean_s.
-        fed_samples_per_s: Samples/s the consumer takes when it never waits for a batch,
-            samples_per_s / (1 - starvation); None when starvation was not measured.
-        efficiency: The scaling per added worker the prediction assumed (1.0: linear).
-    """
-
-    workers: int
-    probe_workers: int
-    sample_cost_s: float
-    cost_measured: bool
-    demand_samples_per_s: float
-    fed_samples_per_s: float | None
-    efficiency: float
-
-
-@dataclass(frozen=True)
-class ExhaustiveCheck:
-    """The search's recommendation held against every count measured.
-
-    Attributes:
-        workers: What the rule chooses from all the evidence.
-        reached: Whether that choice reaches the target.
-        best_workers: The fixed count of highest throughput (the smallest on a tie).
-        best_samples_per_s: Its throughput.
-        agrees: The search chose the same, or a count that also qualifies under all the
-            evidence with throughput within 5% of the exhaustive choice's.
-        runs: Runs in all, the search's included.
-    """
-
-    workers: Workers | None
-    reached: bool
-    best_workers: int | None
-    best_samples_per_s: float
-    agrees: bool
-    runs: int
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """The worker count to use, why, and the runs it rests on.
-
-    Attributes:
-        workers: The recommended count, AUTOTUNE, or None when no run succeeded.
-        reached: Whether the recommendation reaches `target_au`.
-        reason: One sentence: the deciding figures of the count and of the one below it.
-        target_au: The AU aimed for.
-        prediction: The model's reading of the probe (None when the probe gave none).
-        evidence: Every measured (workers, RunResult), in order of measurement.
-        runs: Runs the search took (AUTOTUNE included; not the exhaustive ones).
-        autotune: How AUTOTUNE compared, one sentence (None when it was not measured).
-        exhaustive: The check against every count (None unless asked for).
-    """
-
-    workers: Workers | None
-    reached: bool
-    reason: str
-    target_au: float
-    prediction: Prediction | None
-    evidence: tuple[tuple[Workers, RunResult], ...]
-    runs: int
-    autotune: str | None = None
-    exhaustive: ExhaustiveCheck | None = None
-
-    def lines(self) -> list[str]:
-        """The recommendation with its evidence, as lines of plain text for a terminal."""
-        head = "no recommendation"
-        if self.workers is not None:
-            verdict = "reached" if self.reached else "not reached"
-            head = f"{_count(self.workers)} (AU target {self.target_au:.2f} {verdict})"
-        out = [f"recommendation: {head}", f"reason: {self.reason}"]
-        if self.prediction is not None:
-            out.append(f"prediction: {_describe_prediction(self.prediction)}")
-        if self.autotune is not None:
-            out.append(f"autotune: {self.autotune}")
-        out.append(f"runs: {self.runs}")
-        out.extend(_evidence_table(self.evidence))
-        if self.exhaustive is not None:
-            out.append(f"exhaustive: {_describe_check(self.exhaustive)}")
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict, JSON-ready (NaN becomes None); each run as RunResult.to_dict()."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data["prediction"] = _plain(dataclasses.asdict(self.prediction)) if self.prediction else None
-        data["exhaustive"] = _plain(dataclasses.asdict(self.exhaustive)) if self.exhaustive else None
-        data["evidence"] = [{"workers": w, "result": r.to_dict()} for w, r in self.evidence]
-        return data
 
 
 def recommend(measure: Measure, *, max_workers: int, target_au: float = 0.9, autotune: bool = False,
@@ -198,18 +125,18 @@ def recommend(measure: Measure, *, max_workers: int, target_au: float = 0.9, aut
     prediction = _search(runs, lo=min_workers, hi=max_workers, target=target_au, efficiency=efficiency)
     if autotune:
         runs.take(AUTOTUNE)
-    choice, reached = _choose(runs.results, target_au)
+    choice, reached = choose(runs.results, target_au)
     search = dict(runs.results)
     check = None
     if exhaustive:
         for count in range(min_workers, max_workers + 1):
             runs.take(count)
-        check = _check(choice, runs.results, target_au)
-    log.info("sweep: %s after %d runs", _count(choice) if choice is not None else "nothing", len(search))
+        check = exhaustive_check(choice, runs.results, target_au)
+    log.info("sweep: %s after %d runs", count_words(choice) if choice is not None else "nothing", len(search))
     return Recommendation(
-        workers=choice, reached=reached, reason=_reason(search, choice, reached, target_au, min_workers),
+        workers=choice, reached=reached, reason=reason(search, choice, reached, target_au, min_workers),
         target_au=target_au, prediction=prediction, evidence=tuple(runs.results.items()), runs=len(search),
-        autotune=_autotune_note(search, choice, target_au) if autotune else None, exhaustive=check,
+        autotune=autotune_note(search, choice, target_au) if autotune else None, exhaustive=check,
     )
 
 
@@ -243,11 +170,9 @@ class _Runs:
             if not isinstance(result, RunResult):
                 raise TypeError(f"measure({workers!r}) returned {type(result).__name__}, not a RunResult")
             self.results[workers] = result
-            log.debug("sweep: %s -> %s", _count(workers), _figures(result))
+            log.debug("sweep: %s -> %s", count_words(workers), figures(result))
         return self.results[workers]
 
-
-# --- the search ---------------------------------------------------------------------------
 
 def _search(runs: _Runs, *, lo: int, hi: int, target: float, efficiency: float) -> Prediction | None:
     """Probe, predict, climb, descend (module docstring); returns the model's prediction."""
@@ -255,13 +180,13 @@ def _search(runs: _Runs, *, lo: int, hi: int, target: float, efficiency: float) 
     if probe is None:
         return None
     result = runs.results[probe]
-    if _reaches(result, target):
+    if reaches(result, target):
         prediction = _predict(result, probe, target=target, efficiency=efficiency, bounds=(probe, probe))
     else:
         prediction = _predict(result, probe, target=target, efficiency=efficiency, bounds=(probe, hi))
         goal = _goal(prediction, target)
         start = prediction.workers if prediction else probe
-        if not _reaches(runs.take(start), target):
+        if not reaches(runs.take(start), target):
             _climb(runs, start, hi=hi, target=target, goal=goal)
     _descend(runs, lo, target)
     return prediction
@@ -271,7 +196,7 @@ def _probe(runs: _Runs, lo: int, hi: int) -> int | None:
     """Measures the first count with workers (a failed one moves the probe up once)."""
     first = min(max(lo, 1), hi)
     for count in range(first, min(first + PROBE_TRIES, hi + 1)):
-        if _usable(runs.take(count)):
+        if usable(runs.take(count)):
             return count
     return None
 
@@ -312,21 +237,21 @@ def _goal(prediction: Prediction | None, target: float) -> float | None:
 def _climb(runs: _Runs, count: int, *, hi: int, target: float, goal: float | None) -> None:
     """From a count that misses, measures larger counts until one reaches, a plateau, `hi`
     or FAILURES_IN_A_ROW failed runs."""
-    failures = 0 if _usable(runs.results[count]) else 1
+    failures = 0 if usable(runs.results[count]) else 1
     while count < hi:
-        best = _best(runs.results)[1]
+        best = best_fixed(runs.results)[1]
         count = min(hi, max(count + 1, _ceil(count * (1 + MIN_STEP)), _jump(runs.results[count], count, goal)))
         result = runs.take(count)
-        if _reaches(result, target):
+        if reaches(result, target):
             return
-        if not _usable(result):
+        if not usable(result):
             failures += 1
             if failures >= FAILURES_IN_A_ROW:
                 return
             continue
         failures = 0
         if _plateau(result, best, target):
-            log.debug("sweep: plateau at %s", _count(count))
+            log.debug("sweep: plateau at %s", count_words(count))
             if result.input_bound != "not":  # still waiting for batches: see what the most workers do
                 runs.take(hi)
             return
@@ -345,7 +270,7 @@ def _plateau(result: RunResult, best_samples_per_s: float, target: float) -> boo
 
 def _jump(result: RunResult, count: int, goal: float | None) -> int:
     """The count that would meet `goal` at this count's throughput per worker (0: no model)."""
-    if goal is None or count == 0 or not _usable(result):
+    if goal is None or count == 0 or not usable(result):
         return 0
     return _ceil(goal / (result.samples_per_s / count))
 
@@ -358,7 +283,7 @@ def _descend(runs: _Runs, lo: int, target: float) -> None:
     where throughput has flattened out, interpolation creeps down one count at a time."""
     below, guesses = True, 0
     while True:
-        choice, _ = _choose_fixed(runs.results, target)
+        choice, _ = choose_fixed(runs.results, target)
         if choice is None or choice - 1 < lo or choice - 1 in runs:
             return
         floor = max((w for w in runs.results if w != AUTOTUNE and w < choice), default=lo - 1)
@@ -369,7 +294,7 @@ def _descend(runs: _Runs, lo: int, target: float) -> None:
         else:
             count = (floor + choice) // 2
         runs.take(count)
-        qualified = _choose_fixed(runs.results, target)[0] == count
+        qualified = choose_fixed(runs.results, target)[0] == count
         if below:
             below = False
         elif guesses < GUESSES:
@@ -382,10 +307,10 @@ def _guess(results: Mapping[Workers, RunResult], floor: int, choice: int, target
     deciding figure (AU when the choice reaches the target, else throughput against 95% of
     the best) crosses its threshold, by straight-line interpolation; (0 workers, 0) stands
     for a floor without figures."""
-    reached = _reaches(results[choice], target)
+    reached = reaches(results[choice], target)
     figure = (lambda r: r.accelerator_utilization) if reached else (lambda r: r.samples_per_s)
-    threshold = target if reached else (1 - NEAR_BEST) * _best(results)[1]
-    start, start_value = (floor, figure(results[floor])) if floor in results and _usable(results[floor]) else (0, 0.0)
+    threshold = target if reached else (1 - NEAR_BEST) * best_fixed(results)[1]
+    start, start_value = (floor, figure(results[floor])) if floor in results and usable(results[floor]) else (0, 0.0)
     end_value = figure(results[choice])
     if end_value > start_value and start < choice:
         count = _ceil(start + (threshold - start_value) / (end_value - start_value) * (choice - start))
@@ -394,169 +319,5 @@ def _guess(results: Mapping[Workers, RunResult], floor: int, choice: int, target
     return min(max(count, floor + 1), choice - 1)
 
 
-# --- the rule -----------------------------------------------------------------------------
-
-def _usable(result: RunResult) -> bool:
-    return result.ok and result.samples_per_s > 0  # NaN compares False
-
-
-def _reaches(result: RunResult, target: float) -> bool:
-    return _usable(result) and result.accelerator_utilization >= target
-
-
-def _fixed(results: Mapping[Workers, RunResult]) -> dict[int, RunResult]:
-    return {w: r for w, r in results.items() if w != AUTOTUNE and _usable(r)}
-
-
-def _best(results: Mapping[Workers, RunResult]) -> tuple[int | None, float]:
-    """The fixed count of highest throughput (the smallest on a tie) and that throughput."""
-    fixed = _fixed(results)
-    if not fixed:
-        return None, 0.0
-    top = max(r.samples_per_s for r in fixed.values())
-    return min(w for w, r in fixed.items() if r.samples_per_s == top), top
-
-
-def _choose_fixed(results: Mapping[Workers, RunResult], target: float) -> tuple[int | None, bool]:
-    """The smallest count reaching the target, else the smallest within 5% of the best."""
-    fixed = _fixed(results)
-    reaching = [w for w, r in fixed.items() if r.accelerator_utilization >= target]
-    if reaching:
-        return min(reaching), True
-    if not fixed:
-        return None, False
-    top = _best(results)[1]
-    return min(w for w, r in fixed.items() if r.samples_per_s >= (1 - NEAR_BEST) * top), False
-
-
-def _choose(results: Mapping[Workers, RunResult], target: float) -> tuple[Workers | None, bool]:
-    """The rule, AUTOTUNE included (module docstring)."""
-    choice, reached = _choose_fixed(results, target)
-    auto = results.get(AUTOTUNE)
-    if reached or auto is None or not _usable(auto):
-        return choice, reached
-    if _reaches(auto, target):
-        return AUTOTUNE, True
-    if choice is None or auto.samples_per_s > (1 + NEAR_BEST) * _best(results)[1]:
-        return AUTOTUNE, False
-    return choice, False
-
-
-def _check(choice: Workers | None, results: Mapping[Workers, RunResult], target: float) -> ExhaustiveCheck:
-    """The search's choice held against the rule applied to every run."""
-    full, reached = _choose(results, target)
-    best_workers, top = _best(results)
-    agrees = choice == full
-    if not agrees and choice is not None and full is not None:
-        mine, theirs = results[choice], results[full]
-        qualifies = _reaches(mine, target) if reached else mine.samples_per_s >= (1 - NEAR_BEST) * top
-        agrees = qualifies and abs(mine.samples_per_s - theirs.samples_per_s) <= NEAR_BEST * theirs.samples_per_s
-    return ExhaustiveCheck(workers=full, reached=reached, best_workers=best_workers, best_samples_per_s=top,
-                           agrees=agrees, runs=len(results))
-
-
-# --- words --------------------------------------------------------------------------------
-
-def _reason(results: Mapping[Workers, RunResult], choice: Workers | None, reached: bool, target: float,
-            lo: int) -> str:
-    """One sentence: the chosen count's deciding figures and those of the count below it."""
-    if choice is None:
-        last = next(reversed(results))
-        return f"no run succeeded ({len(results)} runs; {_count(last)}: {results[last].error})"
-    result = results[choice]
-    best_workers, top = _best(results)
-    if choice == AUTOTUNE:
-        rival = f"best fixed: {_count(best_workers)}, {_figures(results[best_workers])}" if best_workers is not None \
-            else "no fixed count succeeded"
-        if reached:
-            return (f"autotune reaches AU {result.accelerator_utilization:.2f} >= {target:.2f}; "
-                    f"no fixed count measured does ({rival})")
-        return (f"no count measured reaches AU {target:.2f}; autotune gives {_figures(result)}, "
-                f"more than 5% above every fixed count ({rival})")
-    if reached:
-        head = f"{_count(choice)} {_verb(choice, 'reach')} AU {result.accelerator_utilization:.2f} >= {target:.2f}"
-    elif choice == best_workers:
-        head = f"no count measured reaches AU {target:.2f}; {_count(choice)} {_verb(choice, 'give')} the best " \
-               f"throughput, {_figures(result)}"
-    else:
-        head = f"no count measured reaches AU {target:.2f}; {_count(choice)} {_verb(choice, 'give')} " \
-               f"{_figures(result)}, within 5% of the best, {top:,.0f} at {_count(best_workers)}"
-    return f"{head}; {_below(results, choice, reached, lo)}"
-
-
-def _below(results: Mapping[Workers, RunResult], choice: int, reached: bool, lo: int) -> str:
-    """What the count below the choice did (why it was not chosen)."""
-    below = choice - 1
-    if below < lo:
-        return f"{_count(choice)} {'is' if choice == 1 else 'are'} the fewest allowed"
-    if below not in results:
-        return f"{_count(below)} not measured"
-    result = results[below]
-    if not _usable(result):
-        return f"{_count(below)} failed ({result.error})"
-    if reached:
-        return f"{_count(below)} {_verb(below, 'reach')} {result.accelerator_utilization:.2f}"
-    return f"{_count(below)} {_verb(below, 'give')} {result.samples_per_s:,.0f}, more than 5% below the best"
-
-
-def _autotune_note(results: Mapping[Workers, RunResult], choice: Workers | None, target: float) -> str:
-    auto = results[AUTOTUNE]
-    if not _usable(auto):
-        return f"failed ({auto.error})"
-    verdict = "reaches" if auto.accelerator_utilization >= target else "misses"
-    versus = choice if choice not in (None, AUTOTUNE) else _best(results)[0]
-    tail = "" if versus is None else f"; {_count(versus)}: {_figures(results[versus])}"
-    return f"{_figures(auto)}, {verdict} AU {target:.2f}{tail}"
-
-
-def _describe_prediction(p: Prediction) -> str:
-    fed = "" if p.fed_samples_per_s is None else f", {p.fed_samples_per_s:,.0f} when never kept waiting"
-    least = "" if p.cost_measured else "at least "
-    return (f"{_count(p.workers)}: one worker makes {least}{1 / p.sample_cost_s:,.0f} samples/s "
-            f"({p.sample_cost_s * 1e3:.3g} ms per sample, read at {_count(p.probe_workers)}, efficiency "
-            f"{p.efficiency:.2f}); the workload takes {p.demand_samples_per_s:,.0f} samples/s at AU 1{fed}")
-
-
-def _describe_check(c: ExhaustiveCheck) -> str:
-    choice = "nothing" if c.workers is None else _count(c.workers)
-    best = "no fixed count succeeded" if c.best_workers is None else \
-        f"best throughput {c.best_samples_per_s:,.0f} samples/s at {_count(c.best_workers)}"
-    return f"{c.runs} runs; all of them choose {choice} ({best}); the search {'agrees' if c.agrees else 'disagrees'}"
-
-
-def _evidence_table(evidence: tuple[tuple[Workers, RunResult], ...]) -> list[str]:
-    out = [f"  {'workers':>8}  {'samples/s':>10}  {'AU':>5}  {'starved':>7}"]
-    for workers, r in evidence:
-        if _usable(r):
-            out.append(f"  {workers!s:>8}  {r.samples_per_s:>10,.0f}  {r.accelerator_utilization:>5.2f}  "
-                       f"{r.starvation:>7.2f}")
-        else:
-            out.append(f"  {workers!s:>8}  failed: {r.error}")
-    return out
-
-
-def _figures(result: RunResult) -> str:
-    if not _usable(result):
-        return f"failed ({result.error})"
-    return f"{result.samples_per_s:,.0f} samples/s (AU {result.accelerator_utilization:.2f})"
-
-
-def _count(workers: Workers) -> str:
-    if workers == AUTOTUNE:
-        return "autotune"
-    return f"{workers} worker" if workers == 1 else f"{workers} workers"
-
-
-def _verb(workers: Workers, verb: str) -> str:
-    """"reach" -> "reaches", "give" -> "gives" after one worker or autotune."""
-    if workers not in (1, AUTOTUNE):
-        return verb
-    return f"{verb}es" if verb.endswith("h") else f"{verb}s"
-
-
 def _ceil(value: float) -> int:
     return math.ceil(value * (1 - _CEIL_SLACK))
-
-
-def _plain(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()}

@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from feedbench.pipelines.core.frameworks import import_tensorflow
 from feedbench.pipelines.core.errors import ConfigError
+from feedbench.pipelines.core.frameworks import import_tensorflow
 
 
 class BatchError(ConfigError):

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psutil
-
 from feedbench.pipelines.core.errors import ConfigError, one_line
 from feedbench.pipelines.loop.result import RunResult
 

@@ -11,25 +11,29 @@ import contextlib
 import logging
 import math
 import queue
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
+from feedbench.pipelines.core.errors import ConfigError, FeedbenchError, one_line
 from feedbench.pipelines.loop import metrics
 from feedbench.pipelines.loop.adapter import batch_size, to_device, to_torch
-from feedbench.pipelines.loop.sampler import TreeSampler
-from feedbench.pipelines.core.errors import ConfigError, FeedbenchError, one_line
+from feedbench.pipelines.loop.devices import resolve_device
+from feedbench.pipelines.loop.fetcher import Fetcher
 from feedbench.pipelines.loop.result import RunResult
-from feedbench.pipelines.workloads.base import Workload, parse_workload
+from feedbench.pipelines.loop.sampler import TreeSampler
+from feedbench.pipelines.workloads import Workload, parse_workload
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STEPS = 50
+
+
 DEFAULT_TIMEOUT_S = 120.0
+
+
 _IN_FLIGHT = 2  # steps queued on the device ahead of the host, as a training loop allows
 
 
@@ -45,45 +49,6 @@ class WorkloadError(FeedbenchError):
     """The workload raised; the message names the step."""
 
 
-class _Fetcher:
-    """Calls ``iter()`` and ``next()`` on the loader in a helper thread, one call at a time.
-
-    Only so that the loop can stop waiting: ``next()`` on a stalled loader cannot be
-    interrupted, but waiting for its answer can. The thread makes nothing ahead of time, so
-    a synchronous producer stays synchronous.
-    """
-
-    def __init__(self, batches: Iterable[Any]) -> None:
-        self._batches = batches
-        self._iterator: Any = None
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        self._answers: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="feedbench-fetch", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while (request := self._requests.get()) is not None:
-            try:
-                if request == "iter":
-                    self._iterator = iter(self._batches)
-                    self._answers.put(("ok", None))
-                else:
-                    self._answers.put(("ok", next(self._iterator)))
-            except StopIteration:
-                self._answers.put(("end", None))
-            except BaseException as exc:  # handed to the loop, which raises it with the step
-                self._answers.put(("error", exc))
-        self._iterator = None  # lets a DataLoader's workers shut down
-
-    def call(self, request: str, timeout_s: float) -> tuple[str, Any]:
-        """("ok", batch), ("end", None) or ("error", exception); raises queue.Empty on timeout."""
-        self._requests.put(request)
-        return self._answers.get(timeout=timeout_s)
-
-    def close(self) -> None:
-        self._requests.put(None)
-
-
 @dataclass
 class _Steps:
     """Per-step timings of the measured window (seconds)."""
@@ -94,28 +59,6 @@ class _Steps:
     idle: list[float] = field(default_factory=list)
     samples: int = 0
     cuda_events: list[tuple[Any, Any, Any]] = field(default_factory=list)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """The torch device for "auto", "cpu", "cuda" or "cuda:N".
-
-    Raises:
-        ConfigError: CUDA asked for where torch sees none, or a device it does not know.
-    """
-    if isinstance(device, str) and device.strip().lower() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device {device!r}: not a device; choose auto, cpu, cuda or cuda:N") from exc
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device on this machine")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif resolved.type != "cpu":
-        raise ConfigError(f"device {device!r}: only cpu and cuda are supported")
-    return resolved
 
 
 def _check(steps: int | None, seconds: float | None, warmup: int, timeout: float) -> int | None:
@@ -207,7 +150,7 @@ class _Loop:
         self.timeout = timeout
         self.cycle = cycle
         self.reiterable = not hasattr(batches, "__next__")
-        self.fetcher = _Fetcher(batches)
+        self.fetcher = Fetcher(batches)
         self.sampler = TreeSampler()
         self.step_number = 0  # batches asked for so far, warm-up included (1-based in messages)
         self.epochs = 0

@@ -22,12 +22,13 @@ from types import ModuleType
 from typing import Any
 
 import torch
-from torch import nn
-
 from feedbench.pipelines.core.errors import ConfigError, MissingDependencyError
 from feedbench.pipelines.workloads.base import Workload
-from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD  # uint8 images are normalized on the device
-
+from feedbench.vision._common import (  # uint8 images are normalized on the device
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+)
+from torch import nn
 
 # The smallest vocabulary sized from a first batch: room for ids that the batch did not show.
 MIN_VOCAB_SIZE = 32768

@@ -9,7 +9,7 @@ import pytest
 
 from feedbench.pipelines import RunResult
 from feedbench.pipelines.harness import grid
-from feedbench.pipelines.harness.grid import Cell, Settings
+from feedbench.pipelines.harness.plan import Cell, Settings
 
 TINY = {"batch_size": 4, "image_size": 32}
 

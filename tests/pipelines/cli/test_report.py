@@ -9,7 +9,8 @@ import pytest
 
 from feedbench.pipelines import RunResult
 from feedbench.pipelines.cli import main
-from feedbench.pipelines.harness.grid import Cell, Settings, make_row
+from feedbench.pipelines.harness.grid import make_row
+from feedbench.pipelines.harness.plan import Cell, Settings
 from feedbench.pipelines.harness.store import ResultStore
 
 FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))

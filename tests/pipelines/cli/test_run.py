@@ -99,10 +99,10 @@ def test_run_a_text_pipeline_with_a_tokenizer(text_corpus, capsys):
 
 def test_the_default_worker_count_follows_the_cpu_budget(small_folder, capsys, monkeypatch):
     from feedbench.pipelines.cli import run as _cli_run
-    from feedbench.pipelines.harness import grid
     from feedbench.pipelines.core.errors import FeedbenchError
+    from feedbench.pipelines.harness import plan
 
-    monkeypatch.setattr(grid, "available_cpus", lambda: list(range(8)))  # as if 8 CPUs were usable
+    monkeypatch.setattr(plan, "available_cpus", lambda: list(range(8)))  # as if 8 CPUs were usable
     cells = []
 
     def run_cell(settings, cell, *, command):

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from feedbench.pipelines import ConfigError, DatasetError, RunResult
-from feedbench.pipelines.harness import grid
-from feedbench.pipelines.harness.grid import Cell, Measurer, Settings
+from feedbench.pipelines.harness import grid, plan
+from feedbench.pipelines.harness.grid import Measurer
+from feedbench.pipelines.harness.plan import Cell, Settings
 from feedbench.pipelines.harness.store import ResultStore
 
 TINY = {"batch_size": 4, "image_size": 32}
@@ -15,8 +16,8 @@ TINY = {"batch_size": 4, "image_size": 32}
 
 def test_settings_resolve_defaults_and_normalize(settings, small_folder):
     assert settings.data == str(small_folder.root.resolve())
-    assert settings.cpus == len(grid.available_cpus()) and settings.steps == 5 and settings.warmup == "auto"
-    assert Settings(task="image", data=small_folder.root).steps == grid.DEFAULT_STEPS
+    assert settings.cpus == len(plan.available_cpus()) and settings.steps == 5 and settings.warmup == "auto"
+    assert Settings(task="image", data=small_folder.root).steps == plan.DEFAULT_STEPS
     assert Settings(task="image", data=small_folder.root, workload="Emulated:0.02s").workload == "emulated:20ms"
     assert settings.to_dict()["options"] == TINY and json.dumps(settings.to_dict())
 
@@ -62,7 +63,7 @@ def test_unknown_framework_or_option_is_refused(settings):
 
 
 def test_cells_go_worker_count_by_worker_count_and_check_workers():
-    assert [c.label for c in grid.cells(["torch", "tf"], [0, 2])] == [
+    assert [c.label for c in plan.cells(["torch", "tf"], [0, 2])] == [
         "torch workers=0", "tf workers=0", "torch workers=2", "tf workers=2"]
     assert Cell("tf", "autotune").workers == "autotune"
     for bad in (-1, "many", True):
@@ -71,22 +72,22 @@ def test_cells_go_worker_count_by_worker_count_and_check_workers():
 
 
 def test_auto_warmup_drains_what_the_workers_made_ahead():
-    assert grid.auto_warmup(0, 2, 8) == 4
-    assert grid.auto_warmup(4, 2, 8) == 20
-    assert grid.auto_warmup("autotune", "autotune", 8) == 2 * 8 * 2 + 4
-    assert grid.auto_warmup(4, 0, 8) == 2 * 4 * 1 + 4  # prefetch 0: torch still keeps one batch per worker
-    assert grid.auto_warmup(3, "autotune", 8) == 2 * 3 * 2 + 4
+    assert plan.auto_warmup(0, 2, 8) == 4
+    assert plan.auto_warmup(4, 2, 8) == 20
+    assert plan.auto_warmup("autotune", "autotune", 8) == 2 * 8 * 2 + 4
+    assert plan.auto_warmup(4, 0, 8) == 2 * 4 * 1 + 4  # prefetch 0: torch still keeps one batch per worker
+    assert plan.auto_warmup(3, "autotune", 8) == 2 * 3 * 2 + 4
 
 
 def test_auto_warmup_follows_the_prefetch_the_pipeline_uses(small_folder):
     settings = Settings(task="image", data=small_folder.root, device="cpu", steps=5, options={**TINY, "prefetch": 0})
-    assert grid.cell_spec(settings, Cell("torch", 3)).warmup == 2 * 3 * 1 + 4
+    assert plan.cell_spec(settings, Cell("torch", 3)).warmup == 2 * 3 * 1 + 4
     deep = Settings(task="image", data=small_folder.root, device="cpu", steps=5, options={**TINY, "prefetch": 5})
-    assert grid.cell_spec(deep, Cell("tf", 1)).warmup == 2 * 1 * 5 + 4
+    assert plan.cell_spec(deep, Cell("tf", 1)).warmup == 2 * 1 * 5 + 4
 
 
 def test_cell_spec_carries_the_settings_and_the_cell(settings):
-    spec = grid.cell_spec(settings, Cell("torch", 1))
+    spec = plan.cell_spec(settings, Cell("torch", 1))
     assert spec.cpus == settings.cpus and spec.steps == 5 and spec.device == "cpu" and spec.warmup == 8
     assert spec.config["framework"] == "torch" and spec.config["workers"] == 1 and spec.config["image_size"] == 32
 
@@ -115,7 +116,7 @@ def test_run_grid_skips_saved_cells_and_keeps_each_row_as_it_comes(settings, tmp
     monkeypatch.setattr(grid, "run_cell", fake_run_cell)
     store = ResultStore.open(tmp_path, settings, resume=False)
     store.add(fake_row(settings, "torch", 0))
-    cells = grid.cells(["torch", "tf"], [0, 1])
+    cells = plan.cells(["torch", "tf"], [0, 1])
     with pytest.raises(KeyboardInterrupt):
         grid.run_grid(settings, cells, store, command="test")
     assert ran == [Cell("tf", 0), Cell("torch", 1)]
@@ -133,7 +134,7 @@ def test_failed_cells_run_again_only_when_asked(settings, tmp_path, monkeypatch,
     with ResultStore.open(tmp_path, settings, resume=False) as store:
         store.add(fake_row(settings, "torch", 0, ok=False))
         store.add(fake_row(settings, "torch", 1, 10.0))
-    cells = grid.cells(["torch"], [0, 1])
+    cells = plan.cells(["torch"], [0, 1])
     with ResultStore.open(tmp_path, settings, resume=True) as store:
         assert grid.run_grid(settings, cells, store, command="test") == (0, 2)
     with ResultStore.open(tmp_path, settings, resume=True, retry_failed=True) as store:

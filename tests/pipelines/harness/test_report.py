@@ -8,7 +8,8 @@ from rich.console import Console
 from feedbench.pipelines import RunResult
 from feedbench.pipelines.harness import report
 from feedbench.pipelines.harness import sweep
-from feedbench.pipelines.harness.grid import Cell, Settings, make_row
+from feedbench.pipelines.harness.grid import make_row
+from feedbench.pipelines.harness.plan import Cell, Settings
 
 
 @pytest.fixture(scope="module")

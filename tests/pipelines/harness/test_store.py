@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from feedbench.pipelines import ConfigError, DatasetError, RunResult
-from feedbench.pipelines.harness.grid import Settings
+from feedbench.pipelines.harness.plan import Settings
 from feedbench.pipelines.harness import store as store_module
 from feedbench.pipelines.harness.store import ResultStore, write_atomically
 

@@ -21,7 +21,7 @@ from feedbench.pipelines.workloads.models import (
     TextClassifier,
 )
 from feedbench.pipelines.core.errors import ConfigError
-from feedbench.pipelines.workloads.base import parse_workload
+from feedbench.pipelines.workloads import parse_workload
 
 CPU = torch.device("cpu")
 

@@ -1,0 +1,81 @@
+"""report.md: verdict, table, plots, sweep recommendations, settings and machine."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from feedbench.pipelines.harness.report.plots import (
+    MEMORY_PNG,
+    THROUGHPUT_PNG,
+    draw_plots,
+)
+from feedbench.pipelines.harness.report.table import (
+    COLUMNS,
+    Row,
+    fmt_bytes,
+    sorted_rows,
+    table_cells,
+    title_of,
+)
+from feedbench.pipelines.harness.report.verdict import au_targets, verdict
+from feedbench.pipelines.harness.store import write_atomically
+
+log = logging.getLogger(__name__)
+
+REPORT_MD = "report.md"
+
+
+def _markdown_table(rows: Sequence[Row]) -> list[str]:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in table_cells(row)) + " |" for row in sorted_rows(rows)]
+    return lines
+
+
+def _facts(rows: Sequence[Row]) -> list[str]:
+    first = rows[0]
+    keys = ["cpu_model", "cpu_cores", "cpus_usable", "memory_bytes", "gpu", "python", "platform",
+            *sorted(k for k in first if k.endswith("_version"))]
+    shown = {k: first.get(k) for k in keys}
+    if shown["memory_bytes"]:
+        shown["memory_bytes"] = fmt_bytes(shown["memory_bytes"])
+    return [f"- {k}: {'-' if v is None else v}" for k, v in shown.items()]
+
+
+def write_report(out: Path, rows: Sequence[Row], recommendations: Sequence[Mapping[str, Any]] = ()) -> Path:
+    """Writes out/report.md: verdict, table, plots, recommendations, settings and machine."""
+    frameworks = " vs ".join(sorted({r["framework"] for r in rows}))
+    settings = rows[0].get("settings", {})
+    lines = [f"# feedbench: {settings.get('task', '?')}, {frameworks}", "",
+             f"{title_of(rows)}; {len(rows)} runs, each in a fresh process pinned to the same CPUs.", "",
+             "## Verdict", "", *(f"- {line}" for line in verdict(rows, au_targets(recommendations))), "",
+             "## Results", "", *_markdown_table(rows), "",
+             f"![throughput and starvation against workers]({THROUGHPUT_PNG})", "",
+             f"![peak memory against workers]({MEMORY_PNG})", ""]
+    for recommendation in recommendations:
+        lines += [f"## Sweep: {recommendation.get('framework', '?')}", "", "```",
+                  *recommendation.get("lines", []), "```", ""]
+    lines += ["## Settings", "", "```json", json.dumps(settings, indent=1, sort_keys=True), "```", "",
+              "## Machine", "", *_facts(rows), ""]
+    path = out / REPORT_MD
+    write_atomically(path, lambda tmp: tmp.write_text("\n".join(lines), encoding="utf-8"))
+    return path
+
+
+def recommendations(out: Path) -> list[dict[str, Any]]:
+    """The sweep recommendations saved in `out` (recommendation-<framework>.json)."""
+    found = []
+    for path in sorted(out.glob("recommendation-*.json")):
+        try:
+            found.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as exc:  # a stray file: the report goes on without it
+            log.warning("%s: not a readable recommendation, left out of the report (%s)", path, exc)
+    return found
+
+
+def render(out: Path, rows: Sequence[Row]) -> list[Path]:
+    """Draws the plots and writes report.md for the rows of `out`; returns the paths."""
+    return [*draw_plots(rows, out), write_report(out, rows, recommendations(out))]
