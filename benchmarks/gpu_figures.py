@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.datasets.defaults import default_images
 from feedbench.pipelines import RunSpec, registry, run_isolated
 
@@ -40,9 +41,7 @@ def _image_run(workers: int, cpus: int, workload: str, device: str, **options) -
                                                       "prefetch": PREFETCH, **options})
     warmup, steps = _window(workers)
     assert IMAGES // BATCH >= warmup + steps + 2, "the window would cross an epoch"
-    spec = RunSpec(registry.loader_factory("image", "torch", data.root, config), workload=workload, device=device,
-                   steps=steps, warmup=warmup, cpus=cpus, limit_s=400, timeout=300.0,  # spawning 15 workers took 120 s on the H100 machine
-                   config={"framework": "torch", "workers": workers, **options})
+    spec = RunSpec(registry.loader_factory("image", "torch", data.root, config), MeasureConfig(workload=workload, device=device, steps=steps, warmup=warmup, cpus=cpus, limit_s=400, timeout=300.0), config={"framework": "torch", "workers": workers, **options})
     return run_isolated(spec).to_dict()
 
 

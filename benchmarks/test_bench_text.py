@@ -20,6 +20,7 @@ import os
 import numpy as np
 import pytest
 
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.datasets.defaults import default_text
 from feedbench.pipelines import RunSpec, registry, run_isolated
 from feedbench.pipelines.loop.adapter import to_torch
@@ -36,9 +37,7 @@ def _run(framework, tokenizer, workers):
     data = default_text(n=DOCUMENTS)
     options = {"tokenizer": tokenizer, "batch_size": BATCH, "workers": workers, "max_len": MAX_LEN, "seed": 0}
     config = registry.make_config("text", framework, options)
-    spec = RunSpec(registry.loader_factory("text", framework, data.root, config), workload="emulated:0.1ms",
-                   device="cpu", steps=STEPS, warmup=WARMUP, cpus=workers, limit_s=600,
-                   config={"framework": framework, **options})
+    spec = RunSpec(registry.loader_factory("text", framework, data.root, config), MeasureConfig(workload="emulated:0.1ms", device="cpu", steps=STEPS, warmup=WARMUP, cpus=workers, limit_s=600), config={"framework": framework, **options})
     result = run_isolated(spec)
     assert result.ok, result.error
     return result

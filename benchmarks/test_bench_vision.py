@@ -18,6 +18,7 @@ import os
 
 import pytest
 
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.datasets.defaults import default_images
 from feedbench.pipelines import RunSpec, registry, run_isolated
 from feedbench.pipelines.pytest_plugin import record_result
@@ -40,9 +41,7 @@ _rates: dict[tuple[str, object], float] = {}
 def _run(framework, workers, cpus):
     data = default_images(n=IMAGES)
     config = registry.make_config("image", framework, {"batch_size": BATCH, "workers": workers, "seed": 0})
-    spec = RunSpec(registry.loader_factory("image", framework, data.root, config), workload="emulated:0.1ms",
-                   device="cpu", steps=STEPS, warmup=WARMUP, cpus=cpus,
-                   config={"framework": framework, "workers": workers})
+    spec = RunSpec(registry.loader_factory("image", framework, data.root, config), MeasureConfig(workload="emulated:0.1ms", device="cpu", steps=STEPS, warmup=WARMUP, cpus=cpus), config={"framework": framework, "workers": workers})
     return run_isolated(spec)
 
 

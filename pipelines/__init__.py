@@ -15,6 +15,7 @@ from feedbench.pipelines.core.errors import (
     FeedbenchError,
     MissingDependencyError,
 )
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.isolation import RunSpec, run_isolated
 from feedbench.pipelines.loop.metrics import steady_state
 from feedbench.pipelines.loop.result import RunResult
@@ -43,6 +44,7 @@ __all__ = [
     "FeedbenchError",
     "LoaderError",
     "LoaderTimeout",
+    "MeasureConfig",
     "MissingDependencyError",
     "RunResult",
     "RunSpec",

@@ -22,15 +22,15 @@ Example::
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from feedbench.pipelines.core.errors import ConfigError
+from feedbench.pipelines.loop.config import MeasureConfig, add_options, from_options
 from feedbench.pipelines.loop.result import RunResult
 
 RESULT_KEY = "run_result"
@@ -114,17 +114,25 @@ def _loader_maker(loader: Any, rounds: int) -> Callable[[], Iterable[Any]]:
 
 
 class LoaderBenchmark:
-    """The ``loader_benchmark`` fixture's value: call it once per test (pytest-benchmark's rule)."""
+    """The ``loader_benchmark`` fixture's value: call it once per test (pytest-benchmark's rule).
 
-    def __init__(self, benchmark: Any) -> None:
+    Args:
+        benchmark: pytest-benchmark's fixture.
+        defaults: The measurement settings given on pytest's command line (``--feedbench-steps``
+            and the others of :data:`~feedbench.pipelines.loop.config.OPTIONS`), as option
+            destinations; a keyword of the call overrides them.
+    """
+
+    def __init__(self, benchmark: Any, defaults: Mapping[str, Any] | None = None) -> None:
         self._benchmark = benchmark
+        self._defaults = dict(defaults or {})
 
     def __call__(
         self,
         loader: Any,
         *,
-        workload: Any = "emulated:20ms",
-        device: Any = "auto",
+        workload: Any = None,
+        device: Any = None,
         steps: int | None = None,
         max_starvation: float | None = None,
         min_samples_per_s: float | None = None,
@@ -141,9 +149,10 @@ class LoaderBenchmark:
         Args:
             loader: Anything re-iterable that yields batches (a DataLoader, a tf.data.Dataset,
                 your own class), or a zero-argument callable that builds one.
-            workload: A workload name or a :class:`~feedbench.pipelines.Workload`.
-            device: "auto", "cpu", "cuda" or "cuda:N".
-            steps: Measured steps (``measure``'s default when None).
+            workload: A workload name or a :class:`~feedbench.pipelines.Workload`
+                (``--feedbench-workload``, else ``measure``'s default, when None).
+            device: "auto", "cpu", "cuda" or "cuda:N" (``--feedbench-device``, else "auto").
+            steps: Measured steps (``--feedbench-steps``, else ``measure``'s default, when None).
             max_starvation: Fail the test when starvation is above this fraction.
             min_samples_per_s: Fail the test when throughput is below this.
             rounds: Measured runs; with more than one, the median run (by samples/s) is
@@ -162,15 +171,14 @@ class LoaderBenchmark:
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise ConfigError(f"loader_benchmark: rounds must be a whole number >= 1, got {rounds!r}")
         make = _loader_maker(loader, rounds)
-        from feedbench.pipelines.loop.measure import (
-            measure,  # imports torch: only when a test asks
-        )
+        settings = _settings(self._defaults, workload=workload, device=device, steps=steps, **measure_options)
+        from feedbench.pipelines.loop.measure import measure_with  # imports torch: only when a test asks
 
-        _check_options(measure, measure_options)
+        config = measure_options.get("config")
         results: list[RunResult] = []
 
         def run(batches: Iterable[Any]) -> None:
-            results.append(measure(batches, workload=workload, device=device, steps=steps, **measure_options))
+            results.append(measure_with(batches, settings, config))
 
         self._benchmark.pedantic(run, setup=lambda: ((make(),), {}), rounds=rounds, iterations=1)
         # The median run; of an even number, the lower of the middle two, so that a budget
@@ -185,27 +193,40 @@ class LoaderBenchmark:
         return result
 
 
-def _check_options(measure: Callable[..., Any], options: dict[str, Any]) -> None:
-    taken = set(inspect.signature(measure).parameters) - {"batches", "workload", "device", "steps"}
-    unknown = sorted(set(options) - taken)
+# measure()'s keywords that a test may pass besides workload, device and steps.
+_MEASURE_OPTIONS = ("warmup", "seconds", "timeout", "cycle", "config")
+
+
+def _settings(defaults: Mapping[str, Any], **given: Any) -> MeasureConfig:
+    """The run's MeasureConfig: the call's keywords over pytest's --feedbench-* options over
+    MeasureConfig's defaults."""
+    unknown = sorted(set(given) - {"workload", "device", "steps", *_MEASURE_OPTIONS})
     if unknown:
         raise ConfigError(f"loader_benchmark: unknown option(s) {', '.join(unknown)}; "
-                          f"measure() also takes {', '.join(sorted(taken))}")
+                          f"measure() also takes {', '.join(sorted(_MEASURE_OPTIONS))}")
+    chosen = {k: v for k, v in given.items() if v is not None and k != "config"}
+    return from_options(defaults, prefix=OPTION_PREFIX, **chosen)
 
 
 @pytest.fixture
-def loader_benchmark(benchmark: Any) -> LoaderBenchmark:
+def loader_benchmark(benchmark: Any, request: pytest.FixtureRequest) -> LoaderBenchmark:
     """Benchmarks a loader: ``loader_benchmark(loader, workload=..., max_starvation=...)``.
 
     See :class:`LoaderBenchmark`; returns the RunResult, which also goes into ``extra_info``.
     """
-    return LoaderBenchmark(benchmark)
+    return LoaderBenchmark(benchmark, vars(request.config.option))
+
+
+# pytest's options for the measurement: --feedbench-workload, --feedbench-steps, ... (the CLI's
+# --workload, --steps, ... from the same declarations). cpus and limit_s concern isolated runs.
+OPTION_PREFIX = "feedbench-"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("feedbench", "feedbench loader benchmarks")
     group.addoption("--feedbench-no-summary", action="store_true", default=False,
                     help="do not print feedbench's table of loader figures after pytest-benchmark's")
+    add_options(group.addoption, prefix=OPTION_PREFIX, skip=("cpus", "limit_s", "cycle"))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from feedbench.pipelines.core import checks
-from feedbench.pipelines.core.checks import ON_ERROR, default_workers
+from feedbench.pipelines.core.checks import ON_ERROR
+from feedbench.pipelines.core.machine import default_workers
 from feedbench.pipelines.core.errors import ConfigError
 from feedbench.text.tokenizers import check_name
 from feedbench.text.vocab import Vocab

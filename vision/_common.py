@@ -14,7 +14,8 @@ from typing import Any
 
 from feedbench.datasets.parquet import ParquetShards, scan_image_folder
 from feedbench.pipelines.core import checks
-from feedbench.pipelines.core.checks import ON_ERROR, default_workers
+from feedbench.pipelines.core.checks import ON_ERROR
+from feedbench.pipelines.core.machine import default_workers
 from feedbench.pipelines.core.errors import DatasetError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

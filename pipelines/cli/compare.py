@@ -15,7 +15,7 @@ from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.harness.grid import run_grid
 from feedbench.pipelines.harness.plan import Settings, cells
 from feedbench.pipelines.harness.store import ResultStore
-from feedbench.pipelines.loop.isolation import available_cpus
+from feedbench.pipelines.core.machine import usable_cpus
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def default_worker_counts(cores: int | None = None) -> list[int]:
     """0, then powers of two below the core count, then the core count itself (`cores`: the
     CPU budget of the runs; default all this process may use)."""
-    cores = cores or len(available_cpus())
+    cores = cores or len(usable_cpus())
     counts, n = [0], 1
     while n < cores:
         counts.append(n)

@@ -25,7 +25,8 @@ from feedbench.pipelines.cli.progress import stdout_console
 from feedbench.pipelines.core.cache import cache_dir
 from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.harness.plan import Settings, auto_warmup
-from feedbench.pipelines.loop.isolation import available_cpus
+from feedbench.pipelines.core.machine import usable_cpus
+from feedbench.pipelines.loop.config import MeasureConfig, add_options, from_options
 from rich.table import Table
 
 IMAGE_BATCH, TEXT_BATCH = 32, 64
@@ -44,12 +45,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       "or what one epoch needs to hold warm-up and steps at every worker count)")
     demo.add_argument("--documents", type=int, default=None, help="documents in the default corpus (default 2000)")
     demo.add_argument("--workers", help="comma-separated worker counts (default: 0, 1, 2, 4, ... up to the cores)")
-    demo.add_argument("--steps", type=int, default=50, help="measured steps per run (default 50)")
-    demo.add_argument("--workload", default="emulated:20ms", help="the consumer's step (default emulated:20ms)")
-    demo.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     demo.add_argument("--out", metavar="DIR",
                       help="folder for the reports, DIR/image and DIR/text (default: a new one in <cache>/demo)")
     demo.add_argument("--resume", action="store_true", help="continue the results in --out DIR")
+    # The measurement's own options; a window of steps, not seconds: the datasets are sized to hold it.
+    add_options(demo.add_argument_group("how each run is measured").add_argument, skip=("cycle", "seconds", "cpus"))
     one_line_errors(demo)
     demo.set_defaults(run=run)
 
@@ -59,11 +59,12 @@ def run(args: argparse.Namespace) -> list[str]:
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out DIR: the demo folder to continue")
-    for flag, value in (("--images", args.images), ("--documents", args.documents), ("--steps", args.steps)):
+    for flag, value in (("--images", args.images), ("--documents", args.documents)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
+    measure = from_options(vars(args))
     workers = [parse_workers(w) for w in parse_list(args.workers, "--workers")] or default_worker_counts()
-    needed = batches_needed(workers, args.steps)
+    needed = batches_needed(workers, measure)
     n_images = max(DEMO_IMAGES, needed * IMAGE_BATCH) if args.images is None else args.images
     n_docs = defaults.DOCUMENTS if args.documents is None else args.documents
     plan_sizes = {"image": (n_images, IMAGE_BATCH), "text": (n_docs, TEXT_BATCH)}
@@ -77,8 +78,7 @@ def run(args: argparse.Namespace) -> list[str]:
     console = stdout_console()
     reports = []
     for task, source, options in plan:
-        settings = Settings(task=task, data=source, workload=args.workload, device=args.device, steps=args.steps,
-                            options=options)
+        settings = Settings(task=task, data=source, measure=measure, options=options)
         console.rule(f"{task}: {', '.join(registry.frameworks(task))} at {', '.join(map(str, workers))} workers")
         lines = compare(settings, registry.frameworks(task), workers, out / task, resume=args.resume,
                         what=f"demo {task}")
@@ -89,10 +89,12 @@ def run(args: argparse.Namespace) -> list[str]:
     return [f"datasets in {defaults.data_dir()}", *(f"{task} report: {path}" for task, path in reports), *missing]
 
 
-def batches_needed(workers: list, steps: int) -> int:
-    """Batches one run reads at the most, over the worker counts: auto warm-up plus steps."""
-    cpus = len(available_cpus())
-    return max(auto_warmup(count, 2, cpus) for count in workers) + steps
+def batches_needed(workers: list, measure: MeasureConfig) -> int:
+    """Batches one run reads at the most, over the worker counts: the warm-up (auto: what the
+    most workers make ahead, see auto_warmup) plus the measured steps."""
+    cpus = len(usable_cpus())
+    warmup = measure.warmup if measure.warmup != "auto" else max(auto_warmup(count, 2, cpus) for count in workers)
+    return warmup + measure.steps
 
 
 def _batch(preferred: int, samples: int, needed: int, flag: str) -> int:

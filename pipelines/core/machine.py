@@ -62,6 +62,22 @@ def gpu_name() -> str | None:
     return names[0] if out.returncode == 0 and names else None
 
 
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity mask, not the machine's count), in order.
+
+    Where the platform has no affinity mask, all of the machine's CPUs.
+    """
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may use, less one for the consumer, at least 1."""
+    return max(1, len(usable_cpus()) - 1)
+
+
 def library_version(name: str) -> str | None:
     try:
         return version(name)
@@ -75,7 +91,7 @@ def machine_facts() -> dict[str, Any]:
     facts: dict[str, Any] = {
         "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpus_usable": len(usable_cpus()),
         "memory_bytes": psutil.virtual_memory().total,
         "gpu": gpu_name(),
         "python": platform.python_version(),

@@ -14,19 +14,16 @@ import os
 import pickle
 import signal
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 from feedbench.pipelines.core.errors import ConfigError, one_line
+from feedbench.pipelines.core.machine import usable_cpus
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.result import RunResult
 
 log = logging.getLogger(__name__)
-
-
-def available_cpus() -> list[int]:
-    """The CPUs this process may run on."""
-    return sorted(os.sched_getaffinity(0))
 
 
 @dataclass(frozen=True)
@@ -36,42 +33,24 @@ class RunSpec:
     Attributes:
         loader: A picklable zero-argument callable that builds the loader in the child
             (e.g. ``functools.partial(feedbench.vision.torch_loader, path, workers=4)``).
-        workload: A workload name, or a picklable Workload.
-        device: "auto", "cpu", "cuda" or "cuda:N".
-        steps: Measured steps (see ``measure``).
-        seconds: Measured seconds (see ``measure``).
-        warmup: Warm-up steps.
-        timeout: Seconds ``measure`` waits for any one batch.
-        cpus: Pin the child and its workers to this many CPUs; None for all.
-        limit_s: Seconds the whole child may take, start-up included, before it is killed.
+        measure: How the run is measured, its CPU budget (``cpus``) and time limit
+            (``limit_s``) included.
         config: The loader's configuration, recorded in the result.
     """
 
     loader: Callable[[], Iterable[Any]]
-    workload: Any = "emulated:20ms"
-    device: str = "auto"
-    steps: int | None = None
-    seconds: float | None = None
-    warmup: int = 5
-    timeout: float = 120.0
-    cpus: int | None = None
-    limit_s: float = 600.0
+    measure: MeasureConfig = MeasureConfig()
     config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not callable(self.loader):
             raise ConfigError(f"RunSpec.loader must be a zero-argument callable, got {type(self.loader).__name__}")
-        if self.cpus is not None:
-            have = len(available_cpus())
-            if isinstance(self.cpus, bool) or not isinstance(self.cpus, int) or not 1 <= self.cpus <= have:
-                raise ConfigError(f"cpus must be 1..{have} (the CPUs this process may use), got {self.cpus!r}")
-        if not self.limit_s > 0:
-            raise ConfigError(f"limit_s must be positive seconds, got {self.limit_s!r}")
+        if not isinstance(self.measure, MeasureConfig):
+            raise ConfigError(f"RunSpec.measure must be a MeasureConfig, got {type(self.measure).__name__}")
 
     def recorded(self) -> dict[str, Any]:
         """The settings that go into the result's config."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("loader", "config", "workload")}
-        return {**data, "isolated": True, "loader": _name(self.loader), **dict(self.config)}
+        return {**self.measure.to_dict(), "isolated": True, "loader": _name(self.loader), **dict(self.config)}
 
 
 def _name(loader: Callable[..., Any]) -> str:
@@ -84,28 +63,20 @@ def _child(spec: RunSpec, conn: Any) -> None:
     os.setpgid(0, 0)  # its own process group, so that the parent can end all it started
     config = spec.recorded()
     try:
-        from feedbench.pipelines.loop.measure import measure
+        from feedbench.pipelines.loop.measure import measure_with
 
-        if spec.cpus is not None:
-            cpus = available_cpus()[: spec.cpus]
-            os.sched_setaffinity(0, cpus)  # inherited by the loader's workers
-            config["cpu_ids"] = cpus
+        cpus = spec.measure.cpus
+        if cpus is not None:
+            ids = usable_cpus()[:cpus]
+            os.sched_setaffinity(0, ids)  # inherited by the loader's workers
+            config["cpu_ids"] = ids
             # Thread pools sized to the budget (read when torch, TensorFlow and OpenMP start).
             for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-                os.environ[name] = str(spec.cpus)
+                os.environ[name] = str(cpus)
             import torch
 
-            torch.set_num_threads(spec.cpus)
-        result = measure(
-            spec.loader(),
-            workload=spec.workload,
-            device=spec.device,
-            steps=spec.steps,
-            seconds=spec.seconds,
-            warmup=spec.warmup,
-            timeout=spec.timeout,
-            config=config,
-        )
+            torch.set_num_threads(cpus)
+        result = measure_with(spec.loader(), spec.measure, config)
     except Exception as exc:  # the parent gets a failed result, not a traceback
         log.debug("isolated run failed", exc_info=True)
         result = RunResult.failed(f"{type(exc).__name__}: {one_line(exc)}", config=config)
@@ -151,7 +122,7 @@ def run_isolated(spec: RunSpec) -> RunResult:
 
     Raises ConfigError only when the spec cannot be sent to the child (an unpicklable
     loader factory, such as a lambda). Never raises for what happens in the child: a crash, a kill (the out-of-memory killer
-    sends SIGKILL) or a run past ``spec.limit_s`` becomes ``RunResult.failed`` with the
+    sends SIGKILL) or a run past ``spec.measure.limit_s`` becomes ``RunResult.failed`` with the
     reason, and the child's whole process tree is gone when this returns.
     """
     context = multiprocessing.get_context("spawn")
@@ -167,7 +138,7 @@ def run_isolated(spec: RunSpec) -> RunResult:
     sender.close()
     data, timed_out = None, False
     try:
-        if receiver.poll(spec.limit_s):
+        if receiver.poll(spec.measure.limit_s):
             data = receiver.recv()
         else:
             timed_out = True
@@ -186,4 +157,4 @@ def run_isolated(spec: RunSpec) -> RunResult:
     # The pipe closes a moment before the exit status exists: wait for it, do not guess.
     process.join(30)
     _kill_group(process.pid)  # workers of a run that crashed were left without a parent
-    return RunResult.failed(_reason(process.exitcode, spec.limit_s, timed_out), config=spec.recorded())
+    return RunResult.failed(_reason(process.exitcode, spec.measure.limit_s, timed_out), config=spec.recorded())

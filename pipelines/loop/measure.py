@@ -20,6 +20,7 @@ import torch
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError, one_line
 from feedbench.pipelines.loop import metrics
 from feedbench.pipelines.loop.adapter import batch_size, to_device, to_torch
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.devices import resolve_device
 from feedbench.pipelines.loop.fetcher import Fetcher
 from feedbench.pipelines.loop.result import RunResult
@@ -27,12 +28,6 @@ from feedbench.pipelines.loop.sampler import TreeSampler
 from feedbench.pipelines.workloads import Workload, parse_workload
 
 log = logging.getLogger(__name__)
-
-DEFAULT_STEPS = 50
-
-
-DEFAULT_TIMEOUT_S = 120.0
-
 
 _IN_FLIGHT = 2  # steps queued on the device ahead of the host, as a training loop allows
 
@@ -61,29 +56,16 @@ class _Steps:
     cuda_events: list[tuple[Any, Any, Any]] = field(default_factory=list)
 
 
-def _check(steps: int | None, seconds: float | None, warmup: int, timeout: float) -> int | None:
-    for name, value in (("steps", steps), ("seconds", seconds)):
-        if value is not None and (isinstance(value, bool) or not value > 0):
-            raise ConfigError(f"{name} must be positive, got {value!r}")
-    if steps is not None and int(steps) != steps:
-        raise ConfigError(f"steps must be a whole number, got {steps!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
-        raise ConfigError(f"warmup must be a whole number of steps >= 1 (the first batch warms the workload up), got {warmup!r}")
-    if not timeout > 0:
-        raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
-    return DEFAULT_STEPS if steps is None and seconds is None else steps
-
-
 def measure(
     batches: Iterable[Any],
     *,
-    workload: str | Workload = "emulated:20ms",
-    device: str | torch.device = "auto",
-    steps: int | None = None,
-    seconds: float | None = None,
-    warmup: int = 5,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    cycle: bool = True,
+    workload: str | Workload = MeasureConfig.workload,
+    device: str | torch.device = MeasureConfig.device,
+    steps: int | None = MeasureConfig.steps,
+    seconds: float | None = MeasureConfig.seconds,
+    warmup: int | str = MeasureConfig.warmup,
+    timeout: float = MeasureConfig.timeout,
+    cycle: bool = MeasureConfig.cycle,
     config: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Pulls batches onto the device, runs the workload on each, and measures the loop.
@@ -110,10 +92,14 @@ def measure(
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
         steps: Measured steps (default 50 when `seconds` is not given either).
         seconds: Measured seconds; with `steps` too, whichever ends first.
-        warmup: Loader steps before the window, excluded.
+        warmup: Loader steps before the window, excluded; "auto" (the default): twice the
+            batches the loader makes ahead, plus 4, where it says (feedbench's loaders do), else 5.
         timeout: Seconds to wait for any one batch before giving up.
         cycle: Start a re-iterable loader again when it ends.
         config: The loader's configuration, recorded in the result.
+
+    These keywords are the fields of :class:`~feedbench.pipelines.loop.config.MeasureConfig`
+    (validated there); :func:`measure_with` takes one.
 
     Returns:
         The RunResult of the measured window.
@@ -123,18 +109,27 @@ def measure(
         LoaderError: The loader raised, yielded nothing, or ended within the warm-up;
             LoaderTimeout when no batch came within `timeout`. Both name the step.
     """
-    steps = _check(steps, seconds, warmup, timeout)
-    work = parse_workload(workload)
+    device_name = str(device) if isinstance(device, torch.device) else device
+    settings = MeasureConfig(workload=workload, device=device_name, steps=steps, seconds=seconds, warmup=warmup,
+                             timeout=timeout, cycle=cycle)
+    return measure_with(batches, settings, config)
+
+
+def measure_with(batches: Iterable[Any], settings: MeasureConfig, config: Mapping[str, Any] | None = None) -> RunResult:
+    """:func:`measure` with its settings in one MeasureConfig (``cpus`` and ``limit_s``, which
+    only isolated runs use, are recorded, not applied)."""
+    work = parse_workload(settings.workload)
     work.bind(batches)  # before the settings: binding may size the workload (textcls)
-    dev = resolve_device(device)
-    settings = {"workload": work.describe(), "device": str(dev), "steps": steps, "seconds": seconds,
-                "warmup": warmup, "timeout": timeout, **dict(config or {})}
-    loop = _Loop(batches, work, dev, timeout, cycle)
+    dev = resolve_device(settings.device)
+    warmup = settings.warmup_steps(None)
+    recorded = {**settings.to_dict(), "workload": work.describe(), "device": str(dev), "warmup": warmup,
+                **dict(config or {})}
+    loop = _Loop(batches, work, dev, settings.timeout, settings.cycle)
     # Events, the emulated kernel and the workload's launches go to the current device.
     on_device = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
     try:
         with on_device:
-            return loop.run(steps, seconds, warmup, settings)
+            return loop.run(settings.steps, settings.seconds, warmup, recorded)
     finally:
         loop.close()
 

@@ -42,3 +42,18 @@ def parse_workload(spec: str | Workload) -> Workload:
 
 # Name -> class in feedbench.pipelines.workloads.models (imported only when asked for: torchvision).
 MODEL_WORKLOADS = {"resnet18": "ResNet18", "resnet50": "ResNet50", "textcls": "TextClassifier"}
+
+
+def check_workload(spec: str) -> str:
+    """The canonical name of a workload `spec`, checked without building it (a model workload
+    imports torch and torchvision: it is built where the run happens).
+
+    Raises:
+        ConfigError: Not a name, or a name that does not parse.
+    """
+    if not isinstance(spec, str):
+        raise ConfigError(f"workload must be a name or a Workload object, got {type(spec).__name__}")
+    name = spec.strip().lower()
+    if name in MODEL_WORKLOADS:
+        return name
+    return parse_workload(name).describe()

@@ -3,6 +3,7 @@ import pickle
 
 import pytest
 
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines import ConfigError, RunSpec, registry, run_isolated
 
 
@@ -24,7 +25,6 @@ def test_a_registered_pipeline_runs_isolated(small_folder):
     config = registry.make_config("image", "torch", {"batch_size": 4, "workers": 1, "image_size": 32})
     factory = registry.loader_factory("image", "torch", small_folder.root, config)
     assert isinstance(pickle.loads(pickle.dumps(factory)), functools.partial)
-    result = run_isolated(RunSpec(factory, workload="emulated:1ms", device="cpu", steps=4, warmup=1,
-                                  config={"task": "image", "framework": "torch", **config.to_dict()}))
+    result = run_isolated(RunSpec(factory, MeasureConfig(workload="emulated:1ms", device="cpu", steps=4, warmup=1), config={"task": "image", "framework": "torch", **config.to_dict()}))
     assert result.ok, result.error
     assert result.samples == 16 and result.config["framework"] == "torch" and result.config["batch_size"] == 4

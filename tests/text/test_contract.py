@@ -11,6 +11,7 @@ import pickle
 import numpy as np
 import pytest
 
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines import ConfigError, DatasetError, RunSpec, measure, registry, run_isolated
 from feedbench.pipelines.loop.adapter import to_torch
 from feedbench.text import TextConfig, tf_dataset, torch_loader
@@ -80,7 +81,7 @@ def test_the_factory_runs_isolated_and_reports_skips(tmp_path, framework):
     config = registry.make_config("text", framework, dict(FAST, on_error="skip", batch_size=4, workers=1))
     factory = registry.loader_factory("text", framework, corpus, config)
     pickle.loads(pickle.dumps(factory))
-    result = run_isolated(RunSpec(factory, workload="emulated:1ms", device="cpu", steps=12, warmup=2))
+    result = run_isolated(RunSpec(factory, MeasureConfig(workload="emulated:1ms", device="cpu", steps=12, warmup=2)))
     assert result.ok, result.error
     assert result.skipped == 2 and result.steps == 12 and result.samples_per_s > 0
 

@@ -42,7 +42,7 @@ def test_run_measures_once_and_prints_the_result(small_folder, tmp_path):
         (["--tokenizer", "spacy"], "--tokenizer spacy: unknown option(s) for the image pipeline: tokenizer"),
         (["--option", "output=jpeg"], "--option output jpeg: output must be one of float, uint8"),
         (["--option", "workers=3"], "workers is set per cell (--workers)"),
-        (["--warmup", "long"], "--warmup must be a number of steps or auto, got 'long'"),
+        (["--warmup", "long"], "argument --warmup: must be a number of steps or auto, got 'long'"),
         (["--cpus", "999"], "cpus must be 1.."),
         (["--steps", "many"], "argument --steps: invalid int value: 'many'"),
         (["--device", "tpu"], "device 'tpu': choose auto, cpu, cuda or cuda:N"),
@@ -100,9 +100,9 @@ def test_run_a_text_pipeline_with_a_tokenizer(text_corpus, capsys):
 def test_the_default_worker_count_follows_the_cpu_budget(small_folder, capsys, monkeypatch):
     from feedbench.pipelines.cli import run as _cli_run
     from feedbench.pipelines.core.errors import FeedbenchError
-    from feedbench.pipelines.harness import plan
+    from feedbench.pipelines.loop import config
 
-    monkeypatch.setattr(plan, "available_cpus", lambda: list(range(8)))  # as if 8 CPUs were usable
+    monkeypatch.setattr(config, "usable_cpus", lambda: list(range(8)))  # as if 8 CPUs were usable
     cells = []
 
     def run_cell(settings, cell, *, command):

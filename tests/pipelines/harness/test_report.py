@@ -5,6 +5,7 @@ import pytest
 from matplotlib.image import imread
 from rich.console import Console
 
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines import RunResult
 from feedbench.pipelines.harness import report
 from feedbench.pipelines.harness import sweep
@@ -14,7 +15,7 @@ from feedbench.pipelines.harness.plan import Cell, Settings
 
 @pytest.fixture(scope="module")
 def settings(small_folder):
-    return Settings(task="image", data=small_folder.root, workload="emulated:20ms", device="cpu", cpus=1, steps=40)
+    return Settings(task="image", data=small_folder.root, measure=MeasureConfig(workload="emulated:20ms", device="cpu", cpus=1, steps=40))
 
 
 def row(settings, framework, workers, rate, *, starvation=0.5, pss=1e9, ok=True, window=5.0, au=0.5, epochs=1):
