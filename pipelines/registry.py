@@ -1,64 +1,149 @@
-"""The one registry of pipelines: (task, framework) -> the function that builds the loader.
+"""The one registry of pipelines: one :class:`Backend` entry per (task, backend), holding
+everything the harness, the CLI and the report need to know about it.
 
-Builders are named by import path and imported on first use, so that asking for a torch
-pipeline never imports TensorFlow and vice versa. Each builder takes ``(source, config)``,
-the config being the task's frozen configuration object.
+Adding a backend is one entry here plus its pipeline file; ``tests/pipelines/test_registry.py``
+fails when an entry is incomplete (an empty field, a path that does not import, a factory
+whose keywords are not its config's). Code is named by import path ("module:name") and
+imported on first use, so that asking for a torch pipeline never imports TensorFlow and
+vice versa.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from feedbench.pipelines.core.errors import ConfigError
 
-# (task, framework) -> ("module:builder", "module:ConfigClass")
-PIPELINES: dict[tuple[str, str], tuple[str, str]] = {
-    ("image", "torch"): ("feedbench.vision.torch_pipeline:build_torch_loader", "feedbench.vision._common:ImageConfig"),
-    ("image", "tf"): ("feedbench.vision.tf_pipeline:build_tf_dataset", "feedbench.vision._common:ImageConfig"),
-    ("text", "torch"): ("feedbench.text.torch_pipeline:build_torch_loader", "feedbench.text._config:TextConfig"),
-    ("text", "tf"): ("feedbench.text.tf_pipeline:build_tf_dataset", "feedbench.text._config:TextConfig"),
-}
+
+@dataclass(frozen=True)
+class Backend:
+    """One (task, backend) pair.
+
+    Attributes:
+        task: "image" or "text".
+        name: The backend's name on the command line and in results ("torch", "tf", ...).
+        config: "module:Class" of the task's frozen configuration.
+        builder: "module:function" building the loader from (source, config).
+        factory: "module:function" of the public keyword factory (``torch_loader``, ...).
+        source_check: "module:function" that checks a source path without a framework,
+            raising DatasetError; run before any cell starts.
+        label: How reports name it ("torch DataLoader", "tf.data").
+        workers: What `workers` counts for it, a phrase ("DataLoader worker processes").
+        prefetch: What `prefetch` counts for it, a phrase.
+        zero_workers: What it does at workers=0, a phrase.
+        autotune: What "autotune" workers means for it, a phrase.
+        tunes_itself: Whether "autotune" is a tuning of its own (tf.data's AUTOTUNE) and so
+            a contender in a sweep, rather than a fixed count (one worker per CPU).
+    """
+
+    task: str
+    name: str
+    config: str
+    builder: str
+    factory: str
+    source_check: str
+    label: str
+    workers: str
+    prefetch: str
+    zero_workers: str
+    autotune: str
+    tunes_itself: bool
+
+    def make_config(self, options: Mapping[str, Any]) -> Any:
+        """The task's frozen configuration from keyword options (ConfigError on a bad one)."""
+        config_class = load(self.config)
+        unknown = set(options) - {f.name for f in dataclasses.fields(config_class)}
+        if unknown:
+            raise ConfigError(f"unknown option(s) for the {self.task} pipeline: {', '.join(sorted(unknown))}")
+        return config_class(**options)
+
+    def build(self, source: Any, config: Any) -> Iterable[Any]:
+        """The loader over `source` with `config`."""
+        return load(self.builder)(source, config)
 
 
-def _load(path: str) -> Any:
+_TORCH = dict(label="torch DataLoader", workers="DataLoader worker processes",
+              prefetch="batches made ahead per worker (prefetch_factor)",
+              zero_workers="makes each batch in the main process, in turn with the consumer",
+              autotune="one worker process per CPU", tunes_itself=False)
+_TF = dict(label="tf.data", workers="threads of the map's num_parallel_calls",
+           prefetch="batches in the prefetch buffer", zero_workers="maps sequentially but still prefetches on a "
+           "background thread", autotune="tf.data's own tuning of parallel calls and buffers", tunes_itself=True)
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend("image", "torch", "feedbench.vision._common:ImageConfig", "feedbench.vision.torch_pipeline:build_torch_loader",
+            "feedbench.vision.torch_pipeline:torch_loader", "feedbench.vision._common:resolve_source", **_TORCH),
+    Backend("image", "tf", "feedbench.vision._common:ImageConfig", "feedbench.vision.tf_pipeline:build_tf_dataset",
+            "feedbench.vision.tf_pipeline:tf_dataset", "feedbench.vision._common:resolve_source", **_TF),
+    Backend("text", "torch", "feedbench.text._config:TextConfig", "feedbench.text.torch_pipeline:build_torch_loader",
+            "feedbench.text.torch_pipeline:torch_loader", "feedbench.text._records:resolve", **_TORCH),
+    Backend("text", "tf", "feedbench.text._config:TextConfig", "feedbench.text.tf_pipeline:build_tf_dataset",
+            "feedbench.text.tf_pipeline:tf_dataset", "feedbench.text._records:resolve", **_TF),
+)
+
+
+def tasks() -> list[str]:
+    """The tasks that have at least one backend."""
+    return sorted({entry.task for entry in BACKENDS})
+
+
+def frameworks(task: str) -> list[str]:
+    """The names of the backends of `task` (the "framework" of a results row)."""
+    return sorted(entry.name for entry in BACKENDS if entry.task == task)
+
+
+def all_frameworks() -> list[str]:
+    """The names of every backend of any task."""
+    return sorted({entry.name for entry in BACKENDS})
+
+
+def backend(task: str, name: str) -> Backend:
+    """The entry of (`task`, `name`).
+
+    Raises:
+        ConfigError: An unknown task, or a backend the task does not have (naming those it has).
+    """
+    for entry in BACKENDS:
+        if (entry.task, entry.name) == (task, name):
+            return entry
+    if task not in tasks():
+        raise ConfigError(f"unknown task {task!r}; choose {', '.join(tasks())}")
+    raise ConfigError(f"unknown framework {name!r} for task {task!r}; choose {', '.join(frameworks(task))}")
+
+
+def backends(task: str) -> list[Backend]:
+    """The entries of `task`, by name."""
+    return [backend(task, name) for name in frameworks(task)]
+
+
+def load(path: str) -> Any:
+    """The object a "module:name" path names (imported on first use)."""
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)
 
 
-def tasks() -> list[str]:
-    return sorted({task for task, _ in PIPELINES})
-
-
-def frameworks(task: str) -> list[str]:
-    return sorted(framework for t, framework in PIPELINES if t == task)
-
-
-def _entry(task: str, framework: str) -> tuple[str, str]:
-    if (task, framework) not in PIPELINES:
-        if task not in tasks():
-            raise ConfigError(f"unknown task {task!r}; choose {', '.join(tasks())}")
-        raise ConfigError(f"unknown framework {framework!r} for task {task!r}; choose {', '.join(frameworks(task))}")
-    return PIPELINES[(task, framework)]
-
-
 def make_config(task: str, framework: str, options: Mapping[str, Any]) -> Any:
-    """The task's frozen configuration from keyword options (ConfigError on a bad one)."""
-    config_class = _load(_entry(task, framework)[1])
-    unknown = set(options) - set(config_class.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"unknown option(s) for the {task} pipeline: {', '.join(sorted(unknown))}")
-    return config_class(**options)
+    """The frozen configuration of (`task`, `framework`) from keyword options (ConfigError on a bad one)."""
+    return backend(task, framework).make_config(options)
 
 
 def build(task: str, framework: str, source: Any, config: Any) -> Iterable[Any]:
     """The loader of `task` in `framework` over `source` with `config`."""
-    return _load(_entry(task, framework)[0])(source, config)
+    return backend(task, framework).build(source, config)
 
 
 def loader_factory(task: str, framework: str, source: Any, config: Any) -> Callable[[], Iterable[Any]]:
     """A picklable zero-argument factory of the loader, for ``RunSpec(loader=...)``."""
-    _entry(task, framework)
+    backend(task, framework)
     return functools.partial(build, task, framework, str(source), config)
+
+
+def check_source(task: str, source: Any) -> None:
+    """Runs the source check of every backend of `task` (each distinct check once)."""
+    for check in dict.fromkeys(entry.source_check for entry in backends(task)):
+        load(check)(source)

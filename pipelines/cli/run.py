@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from feedbench.pipelines import registry
 from feedbench.pipelines.cli.options import (
     add_settings_options,
     default_workers,
@@ -27,7 +28,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="One isolated measured run: the pipeline of --task in --framework over --data, feeding "
         "--workload on --device, pinned to --cpus. Prints what it measured.")
     add_settings_options(run)
-    run.add_argument("--framework", required=True, help="the framework: torch or tf")
+    run.add_argument("--framework", required=True, help=f"the backend: {', '.join(registry.all_frameworks())}")
     run.add_argument("--workers", metavar="N|autotune", default=None,
                      help="loader workers (torch processes, tf.data parallel calls; default: one per CPU of --cpus "
                      "less one, at least 1)")

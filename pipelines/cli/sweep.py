@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from feedbench.pipelines import registry
 from feedbench.pipelines.cli.report import show
 from feedbench.pipelines.cli.options import add_settings_options, check_retry, one_line_errors, settings_from_args
 from feedbench.pipelines.cli.progress import cell_progress
@@ -16,8 +17,6 @@ from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.harness.grid import Measurer
 from feedbench.pipelines.harness.store import ResultStore, write_atomically
 
-# Frameworks whose AUTOTUNE is a setting of its own (torch's "autotune" is one worker per core).
-AUTOTUNES = ("tf",)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -28,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "(AU >= --target-au), measuring as few counts as it can (tf: AUTOTUNE too). Each run is isolated and "
         "saved in DIR/results.* as it finishes; --resume reuses them.")
     add_settings_options(sweep)
-    sweep.add_argument("--framework", required=True, help="the framework: torch or tf")
+    sweep.add_argument("--framework", required=True, help=f"the backend: {', '.join(registry.all_frameworks())}")
     sweep.add_argument("--out", required=True, metavar="DIR", help="folder for the results, plots and report")
     sweep.add_argument("--target-au", type=float, default=0.9, metavar="AU",
                        help="accelerator utilization to reach, in (0, 1] (default 0.9)")
@@ -65,7 +64,7 @@ def _run(args: argparse.Namespace) -> list[str]:
             with cell_progress(f"sweep {args.framework}", None) as (start, done):
                 measure = Measurer(settings, args.framework, store, on_start=start, on_done=done)
                 chosen = recommend(measure, max_workers=max_workers, target_au=args.target_au,
-                                   autotune=args.framework in AUTOTUNES, exhaustive=args.exhaustive,
+                                   autotune=registry.backend(settings.task, args.framework).tunes_itself, exhaustive=args.exhaustive,
                                    min_workers=args.min_workers)
         except KeyboardInterrupt:
             print(f"feedbench: the runs measured so far are saved in {out}; the same command with --resume reuses them",

@@ -4,7 +4,6 @@ at a worker count) and the isolated run of each cell (:func:`cell_spec`)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from feedbench.pipelines import registry
+from feedbench.pipelines.core import checks
+from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
 from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.isolation import RunSpec
 
-AUTOTUNE = "autotune"
-# Framework-free checks that a task's source is there and readable, run before any cell starts.
-SOURCE_CHECKS = {"image": "feedbench.vision._common:resolve_source", "text": "feedbench.text._records:resolve"}
 
 
 @dataclass(frozen=True)
@@ -71,12 +69,10 @@ class Settings:
 
 
 def _check_source(task: str, path: Path) -> None:
+    """The data is there, and every backend of the task can read it (the registry's framework-free checks)."""
     if not path.exists():
         raise DatasetError(f"{path}: no such dataset (file or folder)")
-    check = SOURCE_CHECKS.get(task)
-    if check is not None:
-        module, name = check.split(":")
-        getattr(importlib.import_module(module), name)(path)
+    registry.check_source(task, path)
 
 
 @dataclass(frozen=True)
@@ -87,9 +83,7 @@ class Cell:
     workers: int | str
 
     def __post_init__(self) -> None:
-        if self.workers != AUTOTUNE and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
-                                         or self.workers < 0):
-            raise ConfigError(f"workers must be an integer >= 0 or 'autotune', got {self.workers!r}")
+        checks.count_or_autotune("workers", self.workers)
 
     @property
     def label(self) -> str:

@@ -1,15 +1,69 @@
+"""The registry: one complete entry per (task, backend), and what the harness reads from it."""
+
+import dataclasses
 import functools
+import inspect
 import pickle
 
 import pytest
 
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines import ConfigError, RunSpec, registry, run_isolated
+from feedbench.pipelines.loop.config import MeasureConfig
+from feedbench.pipelines.registry import BACKENDS, Backend
 
 
-def test_the_registry_names_both_pipelines_of_each_task():
+def problems(entry: Backend) -> list[str]:
+    """What is missing or wrong in an entry: every field filled, every path importable and of
+    the right kind, the factory's keywords those of the config, with the same defaults."""
+    found = []
+    for field in dataclasses.fields(entry):
+        value = getattr(entry, field.name)
+        if field.type == "str" and (not isinstance(value, str) or not value.strip()):
+            found.append(f"{field.name} is empty")
+    if entry.task not in ("image", "text"):
+        found.append(f"task {entry.task!r}")
+    for name in ("config", "builder", "factory", "source_check"):
+        try:
+            getattr(entry, name) and registry.load(getattr(entry, name))
+        except (ImportError, AttributeError, ValueError) as exc:
+            found.append(f"{name} {getattr(entry, name)!r} does not import: {exc}")
+    if found:
+        return found
+    config = registry.load(entry.config)
+    if not (dataclasses.is_dataclass(config) and config.__dataclass_params__.frozen):
+        found.append(f"config {entry.config} is not a frozen dataclass")
+        return found
+    factory = inspect.signature(registry.load(entry.factory)).parameters
+    keywords = {n: p.default for n, p in factory.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    fields = {f.name: f.default for f in dataclasses.fields(config)}
+    if keywords != fields:
+        found.append(f"factory {entry.factory} keywords differ from {entry.config}: "
+                     f"{sorted(set(keywords.items()) ^ set(fields.items()), key=str)}")
+    for name in ("builder", "source_check"):
+        if not callable(registry.load(getattr(entry, name))):
+            found.append(f"{name} is not callable")
+    return found
+
+
+@pytest.mark.parametrize("entry", BACKENDS, ids=[f"{e.task}-{e.name}" for e in BACKENDS])
+def test_every_entry_is_complete(entry):
+    assert problems(entry) == []
+
+
+def test_an_incomplete_entry_is_caught():
+    good = BACKENDS[0]
+    assert problems(dataclasses.replace(good, label=" ")) == ["label is empty"]
+    assert "does not import" in problems(dataclasses.replace(good, builder="feedbench.vision.torch_pipeline:nothing"))[0]
+    wrong = dataclasses.replace(good, factory="feedbench.text.torch_pipeline:torch_loader")  # text keywords, image config
+    assert "keywords differ" in problems(wrong)[0]
+
+
+def test_names_are_unique_and_every_task_has_its_pair():
+    pairs = [(e.task, e.name) for e in BACKENDS]
+    assert len(pairs) == len(set(pairs))
     assert registry.tasks() == ["image", "text"]
-    assert registry.frameworks("image") == registry.frameworks("text") == ["tf", "torch"]
+    for task in registry.tasks():
+        assert {"torch", "tf"} <= set(registry.frameworks(task))
 
 
 def test_unknown_task_framework_and_option_are_clear_errors():
@@ -25,6 +79,7 @@ def test_a_registered_pipeline_runs_isolated(small_folder):
     config = registry.make_config("image", "torch", {"batch_size": 4, "workers": 1, "image_size": 32})
     factory = registry.loader_factory("image", "torch", small_folder.root, config)
     assert isinstance(pickle.loads(pickle.dumps(factory)), functools.partial)
-    result = run_isolated(RunSpec(factory, MeasureConfig(workload="emulated:1ms", device="cpu", steps=4, warmup=1), config={"task": "image", "framework": "torch", **config.to_dict()}))
+    measure = MeasureConfig(workload="emulated:1ms", device="cpu", steps=4, warmup=1)
+    result = run_isolated(RunSpec(factory, measure, config={"task": "image", "framework": "torch", **config.to_dict()}))
     assert result.ok, result.error
     assert result.samples == 16 and result.config["framework"] == "torch" and result.config["batch_size"] == 4

@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from feedbench.pipelines import registry
+from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.harness.plan import AUTOTUNE
 from feedbench.pipelines.harness.report.table import (
     Row,
@@ -125,17 +127,28 @@ def _kept_busy(rows: Sequence[Row], targets: Mapping[str, float]) -> str:
     return f"Fewest workers that kept the consumer busy{head}: " + "; ".join(parts) + "."
 
 
+def _entries(rows: Sequence[Row]) -> list[registry.Backend]:
+    """The registry entries of the rows' backends (those still registered), by name."""
+    entries = {}
+    for row in rows:
+        try:
+            entries[row["framework"]] = registry.backend(row["task"], row["framework"])
+        except (ConfigError, KeyError):  # rows of a backend this version does not have
+            continue
+    return [entries[name] for name in sorted(entries)]
+
+
 def _unlike_settings(rows: Sequence[Row]) -> list[str]:
-    """A caution where a worker count means different things to torch and tf.data."""
+    """A caution where a worker count means different things to the backends compared (the
+    registry's words for each)."""
     counts = {r["workers"] for r in rows}
+    entries = _entries(rows)
     said = []
-    if 0 in counts:
-        said.append("at workers=0 torch makes each batch in the main process, in turn with the consumer, while "
-                    "tf.data still prefetches on a background thread")
-    if AUTOTUNE in counts:
-        said.append("AUTOTUNE is one worker process per CPU in torch but tf.data's own tuning of parallel calls and "
-                    "buffers")
-    return [f"Note: {' and '.join(said)}; at {'those settings' if len(said) > 1 else 'that setting'} the two "
+    if 0 in counts and len({e.zero_workers for e in entries}) > 1:
+        said.append("at workers=0 " + ", while ".join(f"{e.name} {e.zero_workers}" for e in entries))
+    if AUTOTUNE in counts and len({e.autotune for e in entries}) > 1:
+        said.append("AUTOTUNE is " + " but ".join(f"{e.autotune} in {e.name}" for e in entries))
+    return [f"Note: {' and '.join(said)}; at {'those settings' if len(said) > 1 else 'that setting'} the "
             "frameworks do not run the same amount of parallel work."] if said else []
 
 

@@ -156,7 +156,6 @@ def test_bad_grid_values_are_one_line(small_folder, tmp_path):
         assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.skipif(("text", "torch") not in registry.PIPELINES, reason="the text task is not registered yet")
 def test_compare_text_pipelines(text_corpus, tmp_path):
     frameworks = ",".join(registry.frameworks("text"))
     done = compare("--task", "text", "--data", str(text_corpus.root), "--frameworks", frameworks, "--workers", "0",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from feedbench.pipelines import RunResult, registry
+from feedbench.pipelines import RunResult
 from feedbench.pipelines.cli import main
 
 FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))
@@ -87,7 +87,6 @@ def test_a_failed_run_is_one_line_through_the_entry_point(tmp_path):
     assert len(error_lines) == 1 and "the run failed:" in error_lines[0] and "Traceback" not in out.stderr
 
 
-@pytest.mark.skipif(("text", "torch") not in registry.PIPELINES, reason="the text task is not registered yet")
 def test_run_a_text_pipeline_with_a_tokenizer(text_corpus, capsys):
     status = main(["run", "--task", "text", "--framework", "torch", "--data", str(text_corpus.root), "--workers", "0",
                    "--tokenizer", "regex", "--batch-size", "8", "--steps", "5", "--workload", "emulated:5ms",
