@@ -15,6 +15,7 @@ from feedbench.pipelines.core.errors import (
     FeedbenchError,
     MissingDependencyError,
 )
+from feedbench.pipelines.core.stats import LoaderStats, stats_of
 from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.isolation import RunSpec, run_isolated
 from feedbench.pipelines.loop.metrics import steady_state
@@ -43,6 +44,7 @@ __all__ = [
     "Emulated",
     "FeedbenchError",
     "LoaderError",
+    "LoaderStats",
     "LoaderTimeout",
     "MeasureConfig",
     "MissingDependencyError",
@@ -56,5 +58,6 @@ __all__ = [
     "parse_workload",
     "resolve_device",
     "run_isolated",
+    "stats_of",
     "steady_state",
 ]

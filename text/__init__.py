@@ -9,6 +9,7 @@ other framework.
 
 from typing import Any
 
+from feedbench.text._common import build_vocab
 from feedbench.text._config import TextConfig
 from feedbench.text._records import Corpus
 from feedbench.text.tokenizers import TOKENIZERS, tokenize
@@ -39,6 +40,7 @@ __all__ = [
     "Vocab",
     "build_tf_dataset",
     "build_torch_loader",
+    "build_vocab",
     "tf_dataset",
     "tokenize",
     "torch_loader",

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from feedbench.pipelines.core.cache import cache_dir
+from feedbench.pipelines.core.stats import LoaderStats, batches_ahead
 from feedbench.text import _records
 from feedbench.text._config import TextConfig
 from feedbench.text._records import Corpus
@@ -63,6 +64,11 @@ class Prepared:
     def num_classes(self) -> int:
         """The largest label plus one: what a classifier of this corpus must predict."""
         return max(self.corpus.labels, default=-1) + 1
+
+    def stats(self, cfg: TextConfig) -> LoaderStats:
+        """What a loader of this corpus under `cfg` reports to the consumer loop."""
+        return LoaderStats(skipped=self.skipped, truncated=self.truncated, vocab_size=len(self.vocab),
+                           num_classes=self.num_classes, batches_ahead=batches_ahead(cfg.workers, cfg.prefetch))
 
 
 def bucket_boundaries(max_len: int) -> tuple[int, ...]:
@@ -162,3 +168,17 @@ def prepare(corpus: Corpus, cfg: TextConfig) -> Prepared:
 def prepare_source(source: Any, cfg: TextConfig) -> Prepared:
     """:func:`prepare` of a source path (JSONL, a corpus folder, Parquet)."""
     return prepare(_records.load(source, cfg.on_error), cfg)
+
+
+def build_vocab(source: Any, *, tokenizer: str = "spacy", lowercase: bool = True, min_freq: int = 1,
+                max_size: int | None = None, on_error: str = "raise") -> Vocab:
+    """The vocabulary that both text pipelines build from `source` when given none, with these
+    settings (the pipelines' keywords of the same names): read, checked and counted once, and
+    cached like theirs. Pass it as ``vocab=`` to keep it, or use it to read their ids back.
+
+    Raises:
+        ConfigError, DatasetError, MissingDependencyError: As ``torch_loader`` does for these.
+    """
+    cfg = TextConfig(tokenizer=tokenizer, lowercase=lowercase, min_freq=min_freq, max_size=max_size, on_error=on_error,
+                     workers=0)
+    return prepare_source(source, cfg).vocab

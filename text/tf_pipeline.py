@@ -19,6 +19,7 @@ import numpy as np
 
 from feedbench.pipelines.core.frameworks import import_tensorflow
 from feedbench.pipelines.core.errors import DatasetError
+from feedbench.pipelines.core.stats import attach
 from feedbench.text import _records, tokenizers
 from feedbench.text._common import Prepared, prepare, prepare_source
 from feedbench.text._config import TextConfig
@@ -229,12 +230,8 @@ def build_tf_dataset(source: str | os.PathLike[str] | Any, cfg: TextConfig) -> t
     batches = _batched(_encoded(_documents(prepared, cfg), encoder, cfg), prepared, cfg)
     if cfg.prefetch != 0:
         batches = batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == "autotune" else cfg.prefetch)
-    batches.skipped = batches.feedbench_skipped = prepared.skipped  # the latter read by pipelines.measure
-    batches.truncated = batches.feedbench_truncated = prepared.truncated
-    batches.vocab = prepared.vocab
-    batches.num_classes = prepared.num_classes  # read by the textcls workload (Workload.bind)
-    batches.config = cfg
-    return batches
+    stats = prepared.stats(cfg)
+    return attach(batches, lambda: stats)
 
 
 def tf_dataset(
@@ -267,12 +264,11 @@ def tf_dataset(
     dataset is built; so is the vocabulary, built from `source` when none is given (the
     same one :func:`feedbench.text.torch_loader` builds).
 
-    The dataset carries ``vocab``, ``num_classes`` (the largest label plus one), ``config``,
-    ``truncated`` (documents longer than `max_len`, each counted once; also
-    ``feedbench_truncated``) and ``skipped`` (records
-    dropped by ``on_error="skip"``; also ``feedbench_skipped``, which
-    ``feedbench.pipelines.measure`` reads into ``RunResult.skipped``); a
-    dataset derived from it (``.take()``, ...) does not carry them.
+    ``feedbench.pipelines.stats_of(dataset)`` says what the consumer loop records: the records
+    dropped by ``on_error="skip"`` (``skipped``), the documents longer than `max_len`, each
+    counted once (``truncated``), the vocabulary's size and the number of classes (the
+    largest label plus one; the textcls workload sizes itself by them); it works for a
+    dataset derived from this one too (``.take()``, ``.map()``, ...).
 
     The keywords mean what they mean for :func:`feedbench.text.torch_loader`. Differences
     that cannot be avoided:

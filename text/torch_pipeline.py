@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from feedbench.pipelines.core.dataloader import dataloader_options
+from feedbench.pipelines.core.stats import LoaderStats
 from feedbench.text._common import Prepared, bucket_of, prepare_source
 from feedbench.text._config import TextConfig
 from feedbench.text import tokenizers
@@ -116,16 +117,15 @@ def _collate(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch
 class TextLoader(torch.utils.data.DataLoader):
     """A DataLoader of (token_ids int64 [B, T], lengths int64 [B], labels int64 [B]).
 
-    Bad records were dealt with when it was built: ``skipped`` counts those dropped by
-    ``on_error="skip"`` (also read by ``feedbench.pipelines.measure`` into
-    RunResult.skipped, as ``feedbench_skipped``); ``truncated`` counts the documents longer
-    than ``max_len``, each once (``feedbench_truncated``).
+    Bad records were dealt with when it was built. :meth:`loader_stats` reports to the
+    consumer loop the records dropped by ``on_error="skip"`` (``skipped``), the documents
+    longer than ``max_len``, each once (``truncated``), the vocabulary's size and the number
+    of classes (the textcls workload sizes itself by them) and the batches made ahead.
 
     Attributes:
         config: The pipeline's settings.
         vocab: The vocabulary it encodes with.
-        num_classes: The largest label of the corpus plus one (the textcls workload reads
-            it, and the vocabulary's size, through ``Workload.bind``).
+        num_classes: The largest label of the corpus plus one.
     """
 
     def __init__(self, dataset: _Documents, cfg: TextConfig, prepared: Prepared, **kwargs: Any) -> None:
@@ -133,23 +133,18 @@ class TextLoader(torch.utils.data.DataLoader):
         self.config = cfg
         self.vocab: Vocab = prepared.vocab
         self.num_classes: int = prepared.num_classes
-        self._skipped, self._truncated = prepared.skipped, prepared.truncated
+        self._stats = prepared.stats(cfg)
 
     @property
     def skipped(self) -> int:
-        return self._skipped
-
-    @property
-    def feedbench_skipped(self) -> int:
-        return self._skipped
+        return self._stats.skipped
 
     @property
     def truncated(self) -> int:
-        return self._truncated
+        return self._stats.truncated
 
-    @property
-    def feedbench_truncated(self) -> int:
-        return self._truncated
+    def loader_stats(self) -> LoaderStats:
+        return self._stats
 
 
 def _batch_sampler(prepared: Prepared, cfg: TextConfig) -> torch.utils.data.Sampler:

@@ -20,6 +20,7 @@ import numpy as np
 from feedbench.datasets.parquet import ParquetShards
 from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds
 from feedbench.pipelines.core.errors import DatasetError
+from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead
 from feedbench.vision._common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -327,18 +328,21 @@ def _finish(images: tf.data.Dataset, cfg: ImageConfig) -> tf.data.Dataset:
 
 def build_tf_dataset(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig) -> tf.data.Dataset:
     """The tf.data pipeline for `source` under `cfg` (see :func:`tf_dataset`)."""
+    classes = None
     if hasattr(source, "as_dataset"):  # a TFDS DatasetBuilder
         kind, elements, skipped = "tfds", _examples(source), 0
     else:
         resolved = resolve_source(source)
-        kind = resolved.kind
+        kind, classes = resolved.kind, resolved.classes
         elements, skipped = _files(resolved, cfg) if kind == "folder" else _rows(resolved, cfg)
     # Paths are shuffled whole (they are small); encoded images through a buffer of batches.
     buffer = len(resolved.samples) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
     images = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder")
     dataset = _finish(images, cfg)
-    dataset.feedbench_skipped = skipped  # read by feedbench.pipelines.measure
-    return dataset
+    count = skipped if callable(skipped) else (lambda: skipped)
+    ahead = batches_ahead(cfg.workers, cfg.prefetch)
+    return attach(dataset, lambda: LoaderStats(skipped=count(), num_classes=len(classes) if classes else None,
+                                               batches_ahead=ahead))
 
 
 def tf_dataset(
@@ -389,9 +393,9 @@ def tf_dataset(
     DatasetError naming the first bad file, "skip" drops and counts them. Parquet rows are
     checked as they are read: "raise" stops the iteration with an error whose first line
     names the shard and row (TensorFlow wraps the DatasetError in its UnknownError); "skip"
-    counts them as the epoch goes. The count is the dataset's attribute ``feedbench_skipped``
-    (an int, or a zero-argument callable for Parquet), which ``feedbench.pipelines.measure``
-    reports; a dataset derived from this one (``.take()``, ...) does not carry it. An image
+    counts them as the epoch goes. ``feedbench.pipelines.stats_of(dataset)`` gives the count
+    (and the classes and batches made ahead), also for a dataset derived from this one
+    (``.take()``, ``.map()``, ...); the consumer loop records it in RunResult.skipped. An image
     that passes these checks but does not decode raises TensorFlow's InvalidArgumentError
     while iterating ("raise"), or is dropped with a logged warning but not counted ("skip").
     TFDS examples are not checked before decoding.

@@ -19,6 +19,7 @@ from torchvision.transforms.v2 import functional as F
 
 from feedbench.pipelines.core.dataloader import dataloader_options
 from feedbench.pipelines.core.errors import DatasetError
+from feedbench.pipelines.core.stats import LoaderStats, batches_ahead
 from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD, ImageConfig, Source, looks_like_image, random_resized_crop, resolve_source
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,8 @@ def _collate(samples: list[tuple[torch.Tensor | None, int, str | None]]) -> tupl
 class ImageLoader(torch.utils.data.DataLoader):
     """A DataLoader of (images [B, 3, S, S], labels int64 [B]) that handles bad images in
     the main process: "raise" raises DatasetError naming the file; "skip" drops and counts
-    it (``skipped``, also read by ``feedbench.pipelines.measure`` into RunResult.skipped).
+    it (``skipped``; :meth:`loader_stats` reports it, and the consumer loop records it in
+    RunResult.skipped).
 
     ``skipped`` counts bad samples, not encounters: a bad file met again in a later epoch is
     dropped again but counted (and logged) once, as the tf.data pipeline counts it.
@@ -148,9 +150,11 @@ class ImageLoader(torch.utils.data.DataLoader):
     def skipped(self) -> int:
         return len(self._problems)
 
-    @property
-    def feedbench_skipped(self) -> int:
-        return self.skipped
+    def loader_stats(self) -> LoaderStats:
+        """What the consumer loop records: skips, classes (folders), batches made ahead."""
+        classes = len(self.dataset.source.classes) if self.dataset.source.classes else None
+        return LoaderStats(skipped=self.skipped, num_classes=classes,
+                           batches_ahead=batches_ahead(self.config.workers, self.config.prefetch))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for images, labels, problems in super().__iter__():

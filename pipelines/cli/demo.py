@@ -25,7 +25,6 @@ from feedbench.pipelines.cli.progress import stdout_console
 from feedbench.pipelines.core.cache import cache_dir
 from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.harness.plan import Settings, auto_warmup
-from feedbench.pipelines.core.machine import usable_cpus
 from feedbench.pipelines.loop.config import MeasureConfig, add_options, from_options
 from rich.table import Table
 
@@ -92,8 +91,7 @@ def run(args: argparse.Namespace) -> list[str]:
 def batches_needed(workers: list, measure: MeasureConfig) -> int:
     """Batches one run reads at the most, over the worker counts: the warm-up (auto: what the
     most workers make ahead, see auto_warmup) plus the measured steps."""
-    cpus = len(usable_cpus())
-    warmup = measure.warmup if measure.warmup != "auto" else max(auto_warmup(count, 2, cpus) for count in workers)
+    warmup = measure.warmup if measure.warmup != "auto" else max(auto_warmup(count, 2) for count in workers)
     return warmup + measure.steps
 
 

@@ -3,7 +3,6 @@ at a worker count) and the isolated run of each cell (:func:`cell_spec`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,9 +11,10 @@ from typing import Any
 
 from feedbench.pipelines import registry
 from feedbench.pipelines.core import checks
-from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
+from feedbench.pipelines.core.stats import batches_ahead
 from feedbench.pipelines.loop.config import MeasureConfig
+from feedbench.pipelines.loop.config import auto_warmup as measure_auto_warmup
 from feedbench.pipelines.loop.isolation import RunSpec
 
 
@@ -99,24 +99,16 @@ def cells(frameworks: Sequence[str], workers: Sequence[int | str]) -> list[Cell]
     return [Cell(framework, count) for count in workers for framework in frameworks]
 
 
-def auto_warmup(workers: int | str, prefetch: Any, cpus: int) -> int:
-    """Warm-up steps that drain what the loader made ahead: 2 x workers x depth + 4.
-
-    The depth is the batches each worker makes ahead: `prefetch`, at least 1 (torch keeps one
-    batch in flight per worker even at prefetch 0), and 2 for "autotune" or no whole number.
-    """
-    count = cpus if workers == AUTOTUNE else workers
-    depth = max(1, prefetch) if isinstance(prefetch, int) and not isinstance(prefetch, bool) else 2
-    return 2 * count * depth + 4
+def auto_warmup(workers: int | str, prefetch: Any) -> int:
+    """The "auto" warm-up of a cell of `workers` and `prefetch`: what its loader will report
+    it makes ahead (core.stats.batches_ahead), drained twice, plus 4 (MeasureConfig)."""
+    return measure_auto_warmup(batches_ahead(workers, prefetch))
 
 
 def cell_spec(settings: Settings, cell: Cell) -> RunSpec:
     """The isolated run of one cell."""
     config = registry.make_config(settings.task, cell.framework, {**settings.options, "workers": cell.workers})
-    warmup = settings.measure.warmup
-    if warmup == "auto":
-        warmup = auto_warmup(cell.workers, getattr(config, "prefetch", 2), settings.cpus)
     recorded = {"task": settings.task, "framework": cell.framework, "data": settings.data,
                 **{name: getattr(config, name) for name in config.__dataclass_fields__}}
-    return RunSpec(registry.loader_factory(settings.task, cell.framework, settings.data, config),
-                   dataclasses.replace(settings.measure, warmup=warmup), recorded)
+    return RunSpec(registry.loader_factory(settings.task, cell.framework, settings.data, config), settings.measure,
+                   recorded)

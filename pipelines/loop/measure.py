@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from feedbench.pipelines.core.stats import stats_of
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError, one_line
 from feedbench.pipelines.loop import metrics
 from feedbench.pipelines.loop.adapter import batch_size, to_device, to_torch
@@ -79,10 +80,10 @@ def measure(
     A loader that ends before the window does is started again when it is re-iterable (a
     DataLoader or tf.data.Dataset: the epoch boundary is measured like any step) and
     `cycle` is true; otherwise the run stops there and says so (``stop_reason="exhausted"``).
-    A loader may report samples it dropped through an attribute ``feedbench_skipped`` (an
-    int or a zero-argument callable), read at the end into ``RunResult.skipped``, and
-    documents it cut short through ``feedbench_truncated`` (likewise), read into
-    ``RunResult.truncated``.
+    What the loader reports of itself (:func:`~feedbench.pipelines.core.stats.stats_of`: a
+    ``loader_stats()`` method, or stats attached to a tf.data pipeline) is read at the end into
+    ``RunResult.skipped`` and ``RunResult.truncated``, and sizes the workload (``Workload.bind``)
+    and the "auto" warm-up before the start.
 
     Args:
         batches: Any iterable of batches in the common format: torch, TensorFlow or NumPy
@@ -119,11 +120,13 @@ def measure_with(batches: Iterable[Any], settings: MeasureConfig, config: Mappin
     """:func:`measure` with its settings in one MeasureConfig (``cpus`` and ``limit_s``, which
     only isolated runs use, are recorded, not applied)."""
     work = parse_workload(settings.workload)
-    work.bind(batches)  # before the settings: binding may size the workload (textcls)
+    work.bind(stats_of(batches))  # before the settings: binding may size the workload (textcls)
     dev = resolve_device(settings.device)
-    warmup = settings.warmup_steps(None)
-    recorded = {**settings.to_dict(), "workload": work.describe(), "device": str(dev), "warmup": warmup,
-                **dict(config or {})}
+    warmup = settings.warmup_steps(stats_of(batches).batches_ahead)
+    # What was asked (config: the loader's settings and, for an isolated run, the run's), then
+    # what it resolved to: the device "auto" named, the warm-up "auto" counted, the workload named.
+    recorded = {**dict(config or {}), **settings.to_dict(), "workload": work.describe(), "device": str(dev),
+                "warmup": warmup}
     loop = _Loop(batches, work, dev, settings.timeout, settings.cycle)
     # Events, the emulated kernel and the workload's launches go to the current device.
     on_device = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
@@ -294,6 +297,7 @@ class _Loop:
         timings.cuda_events.append(events)
 
     def _result(self, timings: _Steps, window_s: float, ttfb_s: float, stop_reason: str, settings: dict) -> RunResult:
+        stats = stats_of(self.batches)  # at the end: counts grow as the loader reads
         window = metrics.Window(len(timings.wait), timings.samples, window_s, sum(timings.wait), sum(timings.compute))
         if self.cuda:
             # Fractions of the device's own window, where idle + h2d + compute add up exactly.
@@ -327,8 +331,8 @@ class _Loop:
             peak_pss_bytes=self.sampler.peak_pss_bytes,
             peak_device_bytes=torch.cuda.max_memory_allocated(self.device) if self.cuda else None,
             cpu_util=self.sampler.cpu_util(),
-            skipped=_count(self.batches, "feedbench_skipped"),
-            truncated=_count(self.batches, "feedbench_truncated"),
+            skipped=stats.skipped,
+            truncated=stats.truncated,
             config=settings,
         )
 
@@ -347,9 +351,3 @@ def _read_cuda_events(timings: _Steps) -> tuple[float, float, float]:
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
-
-
-def _count(batches: Any, attribute: str) -> int:
-    """The loader's count `attribute` (an int or a zero-argument callable), 0 when it has none."""
-    count = getattr(batches, attribute, 0)
-    return int(count() if callable(count) else count)

@@ -1,7 +1,8 @@
 """What the consumer loop runs on each batch: emulated accelerators and real training steps.
 
-A workload is an object with one small interface (:class:`Workload`): ``bind(loader)``
-first (optional: a workload that sizes itself from its data reads the loader's attributes),
+A workload is an object with one small interface (:class:`Workload`): ``bind(stats)``
+first (optional: a workload that sizes itself from its data reads what the loader reports,
+a :class:`~feedbench.pipelines.core.stats.LoaderStats`),
 ``setup(device)`` once, ``warmup(batch)`` on the first batch before anything is measured (cuDNN autotuning,
 allocator growth, calibration), then ``step(batch)`` per measured step. ``step`` receives the
 batch already on the device, in the structure the loader yields (a tuple, list or dict of
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from feedbench.pipelines.core.stats import LoaderStats
+
 
 class Workload:
     """The interface of a workload; subclass it and implement :meth:`step`.
@@ -35,12 +38,13 @@ class Workload:
     name = "workload"
     warmup_steps = 3
 
-    def bind(self, loader: Any) -> None:
-        """Called by ``measure`` with the loader before :meth:`setup`; by default does nothing.
+    def bind(self, stats: LoaderStats) -> None:
+        """Called by ``measure`` before :meth:`setup` with what the loader reports of itself
+        (``stats_of(loader)``); by default does nothing.
 
         A workload that must be sized to its data reads what it needs here (the textcls
-        workload reads ``len(loader.vocab)`` and ``loader.num_classes`` when present) rather
-        than guessing from a batch. It must not iterate the loader.
+        workload reads ``stats.vocab_size`` and ``stats.num_classes`` when known) rather than
+        guessing from a batch.
         """
 
     def setup(self, device: Any) -> None:

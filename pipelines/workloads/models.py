@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import torch
+from feedbench.pipelines.core.stats import LoaderStats
 from feedbench.pipelines.core.errors import ConfigError, MissingDependencyError
 from feedbench.pipelines.workloads.base import Workload
 from feedbench.vision._common import (  # uint8 images are normalized on the device
@@ -215,8 +216,8 @@ class TextClassifier(_TrainingStep):
     Token ids are int64 ``[B, T]`` padded with 0 beyond each length; positions at or beyond a
     sequence's length are ignored. Adam (lr 1e-3) and cross-entropy; bf16 autocast on CUDA.
 
-    Sizes not given are taken from the loader by :meth:`bind` (``len(loader.vocab)`` and
-    ``loader.num_classes``, as the feedbench text loaders carry them), else guessed from the
+    Sizes not given are taken from what the loader reports by :meth:`bind` (``vocab_size``
+    and ``num_classes`` of its LoaderStats, as the feedbench text loaders report them), else guessed from the
     first batch at :meth:`warmup`: the next power of two above its largest id (label), at
     least ``MIN_VOCAB_SIZE`` (``MIN_CLASSES``). Guessed sizes are checked against every
     batch, so that a later batch beyond them is a one-line ConfigError naming the id or
@@ -241,16 +242,14 @@ class TextClassifier(_TrainingStep):
         self._guessed = False  # sizes were guessed from a batch: check every batch
         self._pending: list[tuple[torch.cuda.Event, torch.Tensor]] = []
 
-    def bind(self, loader: Any) -> None:
-        """Takes the sizes not given from `loader`'s ``vocab`` and ``num_classes``, if it has them."""
+    def bind(self, stats: LoaderStats) -> None:
+        """Takes the sizes not given from what the loader reports, where it reports them."""
         if self.model is not None:
             return
-        vocab = getattr(loader, "vocab", None)
-        if self.vocab_size is None and vocab is not None and hasattr(vocab, "__len__"):
-            self.vocab_size = _bound_size("vocab_size", len(vocab), MAX_VOCAB_SIZE)
-        classes = getattr(loader, "num_classes", None)
-        if self.num_classes is None and classes is not None:
-            self.num_classes = _bound_size("num_classes", classes, MAX_CLASSES)
+        if self.vocab_size is None and stats.vocab_size is not None:
+            self.vocab_size = _bound_size("vocab_size", stats.vocab_size, MAX_VOCAB_SIZE)
+        if self.num_classes is None and stats.num_classes is not None:
+            self.num_classes = _bound_size("num_classes", stats.num_classes, MAX_CLASSES)
 
     def setup(self, device: Any) -> None:
         super().setup(device)

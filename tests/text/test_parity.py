@@ -3,11 +3,14 @@ identical ids, lengths and labels for every document, for every tokenizer, on th
 corpus and on awkward text; and both equal the Python reference (tokenize, encode, truncate).
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from feedbench.pipelines import stats_of
 from feedbench.pipelines.loop.adapter import to_torch
-from feedbench.text import tf_dataset, tokenize, torch_loader
+from feedbench.text import build_vocab, tf_dataset, tokenize, torch_loader
 
 MAX_LEN = 96  # short enough that the long generated documents and the 100,000-character one are truncated
 
@@ -33,7 +36,10 @@ def _pair(source, tokenizer, lowercase):
 
 def _check(source, texts, labels, tokenizer, lowercase):
     torch_side, tf_side = _pair(source, tokenizer, lowercase)
-    assert torch_side.vocab == tf_side.vocab  # one vocabulary, built from the source the same way
+    torch_stats, tf_stats = stats_of(torch_side), stats_of(tf_side)
+    # one vocabulary, built from the source the same way (the identical ids below show its order)
+    assert torch_side.vocab == build_vocab(source, tokenizer=tokenizer, lowercase=lowercase)
+    assert dataclasses.replace(torch_stats, batches_ahead=None) == dataclasses.replace(tf_stats, batches_ahead=None)
     got_torch, got_tf = _documents(torch_side), _documents(tf_side)
     assert len(got_torch) == len(texts)
     assert len(got_tf) == len(got_torch)
@@ -45,9 +51,9 @@ def _check(source, texts, labels, tokenizer, lowercase):
                   min(len(tokenize(t, tokenizer, lowercase=lowercase)), MAX_LEN), label)
                  for t, label in zip(texts, labels)]
     assert got_torch == reference
-    assert torch_side.truncated == tf_side.truncated == sum(
+    assert torch_stats.truncated == tf_stats.truncated == sum(
         len(tokenize(t, tokenizer, lowercase=lowercase)) > MAX_LEN for t in texts)
-    return torch_side.truncated
+    return torch_stats.truncated
 
 
 def _corpus_records(dataset):

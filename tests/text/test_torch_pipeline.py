@@ -31,14 +31,14 @@ def test_ids_lengths_and_padding_match_the_reference(text_corpus, documents, wor
     expected = reference(texts, loader.vocab, 64)
     assert rows(batches) == list(zip(expected, labels))
     full = [len(tokenize(text, "regex", lowercase=True)) for text in texts]
-    assert loader.truncated == loader.feedbench_truncated == sum(n > 64 for n in full) > 0
+    assert loader.truncated == loader.loader_stats().truncated == sum(n > 64 for n in full) > 0
     assert torch.cat([b[1] for b in batches]).tolist() == [min(n, 64) for n in full]
     for ids, lengths, labels_ in batches:
         assert ids.dtype == lengths.dtype == labels_.dtype == torch.int64
         assert ids.shape == (len(labels_), int(lengths.max()))
         beyond = torch.arange(ids.shape[1]) >= lengths[:, None]
         assert (ids[beyond] == 0).all() and (ids[~beyond] != 0).all()
-    assert loader.vocab.tokenizer == "regex" and loader.skipped == loader.feedbench_skipped == 0
+    assert loader.vocab.tokenizer == "regex" and loader.skipped == loader.loader_stats().skipped == 0
 
 
 def test_every_document_once_per_epoch_when_shuffled_and_bucketed(text_corpus, documents):
@@ -109,7 +109,7 @@ def test_skipped_records_reach_the_measured_result(tmp_path):
     with pytest.raises(DatasetError, match="mixed.jsonl line 6"):
         torch_loader(source, tokenizer="regex", workers=0)
     loader = torch_loader(source, tokenizer="regex", batch_size=4, workers=0, on_error="skip")
-    assert loader.skipped == loader.feedbench_skipped == 3
+    assert loader.skipped == loader.loader_stats().skipped == 3
     assert sum(len(labels) for _, _, labels in loader) == 12
     result = measure(loader, workload="emulated:1ms", device="cpu", steps=3, warmup=1)
     assert result.skipped == 3

@@ -7,6 +7,7 @@ from torchvision.transforms.v2 import functional as F
 
 from feedbench.datasets import scan_image_folder
 from feedbench.datasets.parquet import IMAGE_SCHEMA, write_shards
+from feedbench.pipelines import stats_of
 from feedbench.pipelines import DatasetError, measure
 from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds
 from feedbench.pipelines.registry import build
@@ -207,7 +208,7 @@ def test_images_that_pass_the_check_but_do_not_decode(small_folder, tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError):
         _all(tf_dataset(root, train=False, shuffle=False, batch_size=2, workers=0, image_size=16))
     dataset = tf_dataset(root, batch_size=1, workers=2, image_size=16, on_error="skip")
-    assert len(_all(dataset)[1]) == 3 and dataset.feedbench_skipped == 0  # dropped, logged, not counted
+    assert len(_all(dataset)[1]) == 3 and stats_of(dataset).skipped == 0  # dropped, logged, not counted
 
 
 @pytest.fixture()
@@ -235,9 +236,9 @@ def test_parquet_rows_raise_naming_shard_and_row(bad_shards):
 
 def test_parquet_rows_skip_and_count(bad_shards, caplog):
     dataset = tf_dataset(bad_shards, batch_size=2, workers=2, image_size=16, on_error="skip")
-    assert dataset.feedbench_skipped() == 0
+    assert stats_of(dataset).skipped == 0
     _, labels = _all(dataset)
-    assert labels.tolist() == [0] * 8 and dataset.feedbench_skipped() == 2
+    assert labels.tolist() == [0] * 8 and stats_of(dataset).skipped == stats_of(dataset.take(3)).skipped == 2
     assert "part-00001.parquet row 1 (class_002/empty.jpg): empty file" in caplog.text
     result = measure(tf_dataset(bad_shards, train=False, shuffle=False, batch_size=2, workers=1, image_size=16,
                                 on_error="skip"), workload="emulated:1ms", device="cpu", steps=3, warmup=1)
@@ -255,4 +256,4 @@ def test_the_registry_builds_it_from_a_config(small_folder):
     cfg = ImageConfig(train=False, shuffle=False, batch_size=24, workers=1, image_size=16, output="uint8")
     dataset = build("image", "tf", str(small_folder.root), cfg)
     images, labels = next(iter(dataset))
-    assert isinstance(dataset, tf.data.Dataset) and images.shape == (24, 16, 16, 3) and dataset.feedbench_skipped == 0
+    assert isinstance(dataset, tf.data.Dataset) and images.shape == (24, 16, 16, 3) and stats_of(dataset).skipped == 0

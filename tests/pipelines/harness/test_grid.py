@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from feedbench.pipelines import ConfigError, DatasetError, RunResult
+from feedbench.pipelines import ConfigError, DatasetError, RunResult, stats_of
 from feedbench.pipelines.core.machine import usable_cpus
 from feedbench.pipelines.harness import grid, plan
 from feedbench.pipelines.harness.grid import Measurer
@@ -72,25 +72,29 @@ def test_cells_go_worker_count_by_worker_count_and_check_workers():
 
 
 def test_auto_warmup_drains_what_the_workers_made_ahead():
-    assert plan.auto_warmup(0, 2, 8) == 4
-    assert plan.auto_warmup(4, 2, 8) == 20
-    assert plan.auto_warmup("autotune", "autotune", 8) == 2 * 8 * 2 + 4
-    assert plan.auto_warmup(4, 0, 8) == 2 * 4 * 1 + 4  # prefetch 0: torch still keeps one batch per worker
-    assert plan.auto_warmup(3, "autotune", 8) == 2 * 3 * 2 + 4
+    cpus = len(usable_cpus())
+    assert plan.auto_warmup(0, 2) == 4
+    assert plan.auto_warmup(4, 2) == 20
+    assert plan.auto_warmup("autotune", "autotune") == 2 * cpus * 2 + 4
+    assert plan.auto_warmup(4, 0) == 2 * 4 * 1 + 4  # prefetch 0: torch still keeps one batch per worker
+    assert plan.auto_warmup(3, "autotune") == 2 * 3 * 2 + 4
 
 
 def test_auto_warmup_follows_the_prefetch_the_pipeline_uses(small_folder):
     measure = MeasureConfig(device="cpu", steps=5)
     settings = Settings(task="image", data=small_folder.root, measure=measure, options={**TINY, "prefetch": 0})
-    assert plan.cell_spec(settings, Cell("torch", 3)).measure.warmup == 2 * 3 * 1 + 4
     deep = Settings(task="image", data=small_folder.root, measure=measure, options={**TINY, "prefetch": 5})
-    assert plan.cell_spec(deep, Cell("tf", 1)).measure.warmup == 2 * 1 * 5 + 4
+    for spec, expected in ((plan.cell_spec(settings, Cell("torch", 3)), 2 * 3 * 1 + 4),
+                           (plan.cell_spec(deep, Cell("tf", 1)), 2 * 1 * 5 + 4)):
+        # resolved in the run, from what its loader reports it makes ahead
+        assert spec.measure.warmup == "auto"
+        assert spec.measure.warmup_steps(stats_of(spec.loader()).batches_ahead) == expected
 
 
 def test_cell_spec_carries_the_settings_and_the_cell(settings):
     spec = plan.cell_spec(settings, Cell("torch", 1))
     assert spec.measure.cpus == settings.cpus and spec.measure.steps == 5 and spec.measure.device == "cpu"
-    assert spec.measure.warmup == 8
+    assert spec.measure.warmup == "auto"
     assert spec.config["framework"] == "torch" and spec.config["workers"] == 1 and spec.config["image_size"] == 32
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from feedbench.pipelines.core.stats import LoaderStats
 from feedbench.pipelines import ConfigError, LoaderError, LoaderTimeout, Workload, measure
 from feedbench.pipelines.truth.synthetic import SleepProducer
 
@@ -74,23 +75,44 @@ def test_a_one_shot_iterator_stops_and_says_so(caplog):
     assert "ended after 6 measured steps" in caplog.text
 
 
-def test_skipped_samples_reported_by_the_loader_reach_the_result():
-    class Counting(list):
-        feedbench_skipped = 7
+class Reporting(list):
+    """Batches whose loader reports its stats (the contract of core.stats)."""
 
-    assert measure(Counting(_batches(5)), workload="emulated:1ms", device="cpu", steps=3, warmup=1).skipped == 7
+    def __init__(self, batches, **stats):
+        super().__init__(batches)
+        self.stats = stats
+        self.asked = 0
+
+    def loader_stats(self):
+        self.asked += 1
+        return LoaderStats(**self.stats)
 
 
-def test_truncated_documents_reported_by_the_loader_reach_the_result():
-    class Counting(list):
-        def __init__(self, batches, count):
-            super().__init__(batches)
-            self.feedbench_truncated = count
+def test_skipped_and_truncated_reported_by_the_loader_reach_the_result():
+    loader = Reporting(_batches(5), skipped=7, truncated=4)
+    result = measure(loader, workload="emulated:1ms", device="cpu", steps=3, warmup=1)
+    assert result.skipped == 7 and result.truncated == 4
+    plain = measure(_batches(5), workload="emulated:1ms", device="cpu", steps=3, warmup=1)
+    assert plain.skipped == plain.truncated == 0
 
-    assert measure(Counting(_batches(5), 4), workload="emulated:1ms", device="cpu", steps=3, warmup=1).truncated == 4
-    assert measure(Counting(_batches(5), lambda: 9), workload="emulated:1ms", device="cpu", steps=3,
-                   warmup=1).truncated == 9
-    assert measure(_batches(5), workload="emulated:1ms", device="cpu", steps=3, warmup=1).truncated == 0
+
+def test_counts_are_read_when_the_window_ends():
+    class Growing(Reporting):
+        def loader_stats(self):  # counts that grow as the loader reads, as a skip count does
+            return LoaderStats(skipped=self.asked)
+
+        def __iter__(self):
+            for batch in super().__iter__():
+                self.asked += 1
+                yield batch
+
+    assert measure(Growing(_batches(5)), workload="emulated:1ms", device="cpu", steps=3, warmup=1, cycle=False).skipped == 4
+
+
+def test_auto_warmup_follows_what_the_loader_makes_ahead():
+    result = measure(Reporting(_batches(20), batches_ahead=3), workload="emulated:1ms", device="cpu", steps=2)
+    assert result.warmup_steps == 2 * 3 + 4 and result.config["warmup"] == 10
+    assert measure(_batches(20), workload="emulated:1ms", device="cpu", steps=2).warmup_steps == 5
 
 
 def test_measure_over_a_text_loader_reports_its_exact_truncated_count(text_corpus):

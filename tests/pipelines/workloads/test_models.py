@@ -10,6 +10,7 @@ import json
 import pytest
 import torch
 
+from feedbench.pipelines.core.stats import LoaderStats
 from feedbench.pipelines.workloads.models import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -374,32 +375,24 @@ def test_guessed_classes_are_generous_and_a_later_label_beyond_them_is_named():
         workload.step((token_ids, lengths, torch.tensor([0, MIN_CLASSES, 1, 1])))
 
 
-class _Sized(list):
-    """A loader that carries its sizes, as the feedbench text loaders do."""
-
-    def __init__(self, batches, vocab, num_classes):
-        super().__init__(batches)
-        self.vocab, self.num_classes = vocab, num_classes
-
-
 def test_bind_takes_the_sizes_from_the_loader_and_keeps_given_ones():
     bound = TextClassifier()
-    bound.bind(_Sized([], vocab=range(50000), num_classes=3))
+    bound.bind(LoaderStats(vocab_size=50000, num_classes=3))  # as the feedbench text loaders report
     bound.setup(CPU)  # sized: built before any batch
     assert (bound.vocab_size, bound.num_classes) == (50000, 3)
     assert bound.model.embedding.num_embeddings == 50000 and bound.model.head.out_features == 3
     given = TextClassifier(num_classes=7, vocab_size=100)
-    given.bind(_Sized([], vocab=range(50000), num_classes=3))
+    given.bind(LoaderStats(vocab_size=50000, num_classes=3))
     assert (given.vocab_size, given.num_classes) == (100, 7)
     plain = TextClassifier()
-    plain.bind([])  # nothing to read: sized from the first batch later
+    plain.bind(LoaderStats())  # nothing reported: sized from the first batch later
     assert plain.vocab_size is None and plain.num_classes is None
 
 
 @pytest.mark.parametrize("classes", [MAX_CLASSES + 1, 0, 2.5])
 def test_bind_rejects_a_class_count_it_cannot_build_in_one_line(classes):
     with pytest.raises(ConfigError, match=r"num_classes"):
-        TextClassifier().bind(_Sized([], vocab=range(10), num_classes=classes))
+        TextClassifier().bind(LoaderStats(vocab_size=10, num_classes=classes))
 
 
 def test_textcls_over_a_text_loader_with_three_classes_and_a_large_vocabulary(tmp_path):
