@@ -6,8 +6,9 @@ Run on a machine with CUDA and many cores (docs/ record what it printed):
 
 - validate: the consumer loop against producers of known cost on CUDA (CUDA events).
 - scaling: the torch image train pipeline at N workers pinned to N cores, near-free consumer.
-- feed: the torch image pipeline feeding a real ResNet-50 training step (bf16 autocast is
-  not used: the workload is the project's fp32 step), float32 against uint8 batches.
+- feed: the torch image pipeline feeding a real ResNet-50 training step (the resnet50
+  workload: bf16 autocast and channels_last on CUDA; each line names it as the run recorded
+  it), float32 against uint8 batches.
 
 Each run is isolated (`run_isolated`). Results go to DIR/*.json and a table to stdout.
 """
@@ -16,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.datasets.defaults import default_images
-from feedbench.pipelines import RunSpec, registry, run_isolated
+from feedbench.pipelines import MeasureConfig, RunSpec, registry, run_isolated
+from feedbench.pipelines.core.machine import usable_cpus
 
 IMAGES, BATCH, PREFETCH = 16384, 64, 2
 
@@ -41,7 +41,10 @@ def _image_run(workers: int, cpus: int, workload: str, device: str, **options) -
                                                       "prefetch": PREFETCH, **options})
     warmup, steps = _window(workers)
     assert IMAGES // BATCH >= warmup + steps + 2, "the window would cross an epoch"
-    spec = RunSpec(registry.loader_factory("image", "torch", data.root, config), MeasureConfig(workload=workload, device=device, steps=steps, warmup=warmup, cpus=cpus, limit_s=400, timeout=300.0), config={"framework": "torch", "workers": workers, **options})
+    measure = MeasureConfig(workload=workload, device=device, steps=steps, warmup=warmup, cpus=cpus, limit_s=400,
+                            timeout=300.0)
+    spec = RunSpec(registry.loader_factory("image", "torch", data.root, config), measure,
+                   config={"framework": "torch", "workers": workers, **options})
     return run_isolated(spec).to_dict()
 
 
@@ -70,7 +73,7 @@ def feed(workers: int, out: Path) -> None:
     for output in ("float", "uint8"):
         row = _image_run(workers, workers + 1, "resnet50", "cuda", output=output)
         rows.append(row)
-        print(f"feed resnet50 output={output:5s} workers={workers}: {_line(row)}", flush=True)
+        print(f"feed {row.get('workload') or 'resnet50'} output={output:5s} workers={workers}: {_line(row)}", flush=True)
         (out / "feed.json").write_text(json.dumps(rows, indent=1, default=str))
 
 
@@ -83,7 +86,7 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
-    cores = len(os.sched_getaffinity(0))
+    cores = len(usable_cpus())
     counts = [n for n in map(int, args.workers.split(",")) if n <= cores]
     started = time.perf_counter()
     if "validate" not in skip:

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from feedbench.pipelines.core.machine import usable_cpus
+
 T = TypeVar("T")
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def chunked(n: int, size: int) -> list[range]:
@@ -44,7 +37,7 @@ def map_chunks(
         workers: Processes to use; None for every available core.
         progress: Called with the number of items of each chunk as it completes.
     """
-    workers = min(workers or available_cores(), len(chunks))
+    workers = min(workers or len(usable_cpus()), len(chunks))
     if workers <= 1:
         for chunk in chunks:
             result = fn(chunk, *args)

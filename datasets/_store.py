@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
 
 log = logging.getLogger(__name__)
@@ -196,8 +197,7 @@ def check_counts(n: int, classes: int, unit: str) -> None:
     """
     if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
         raise ConfigError(f"n must be a positive number of {unit}s, got {n!r}")
-    if not isinstance(classes, int) or isinstance(classes, bool) or classes <= 0:
-        raise ConfigError(f"classes must be a positive integer, got {classes!r}")
+    checks.positive_int("classes", classes)
     if classes > n:
         raise ConfigError(f"classes ({classes}) must not exceed n ({n}): every class needs at least one {unit}")
 
@@ -277,7 +277,7 @@ def _install(tmp: Path, root: Path) -> None:
 
 def write_manifest(tmp: Path, kind: str, params: Mapping[str, Any], files: list[dict[str, Any]], **extra: Any) -> dict:
     """Writes the manifest into the folder being built; call it last."""
-    from feedbench.pipelines import __version__
+    from feedbench.pipelines.core.version import __version__
 
     manifest = {
         "format": FORMAT,

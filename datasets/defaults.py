@@ -9,7 +9,7 @@ from feedbench.datasets._store import Dataset
 from feedbench.datasets.corpus import make_text_corpus
 from feedbench.datasets.images import make_image_folder
 from feedbench.datasets.parquet import make_image_shards
-from feedbench.pipelines.core.cache import cache_dir
+from feedbench.pipelines.core.files import cache_dir
 
 IMAGES = 512
 DOCUMENTS = 2000

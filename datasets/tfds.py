@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from feedbench.datasets.parquet import scan_image_folder
-from feedbench.pipelines.core.cache import cache_dir
+from feedbench.pipelines.core.files import cache_dir
 from feedbench.pipelines.core.frameworks import import_tfds
 from feedbench.pipelines.core.errors import DatasetError
 

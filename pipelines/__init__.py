@@ -1,45 +1,51 @@
 """feedbench's framework-neutral harness: the consumer loop, workloads, metrics, results,
-isolation, errors and the CLI.
+isolation, errors, the multi-run harness and the CLI (docs/architecture.md is the map).
 
-Importing this package loads neither torch nor TensorFlow; :func:`measure` (which needs
-torch) is imported on first use.
+Importing this package loads neither torch nor TensorFlow; :func:`measure`, :func:`measure_with`
+and :func:`resolve_device` (which need torch) are imported on first use.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
 from typing import Any
 
-from feedbench.pipelines.core.cache import cache_dir
 from feedbench.pipelines.core.errors import (
+    BatchError,
     ConfigError,
+    DataError,
     DatasetError,
     FeedbenchError,
+    LoaderError,
+    LoaderTimeout,
     MissingDependencyError,
+    WorkloadError,
 )
+from feedbench.pipelines.core.files import cache_dir
 from feedbench.pipelines.core.stats import LoaderStats, stats_of
+from feedbench.pipelines.core.version import __version__
 from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.isolation import RunSpec, run_isolated
 from feedbench.pipelines.loop.metrics import steady_state
 from feedbench.pipelines.loop.result import RunResult
 from feedbench.pipelines.workloads import Emulated, Workload, parse_workload
 
-try:
-    __version__ = version("feedbench")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
-
-_FROM_CONSUMER = ("LoaderError", "LoaderTimeout", "WorkloadError", "measure", "resolve_device")
+# Names that import torch, each from its module, on first use.
+_LAZY = {
+    "measure": "feedbench.pipelines.loop.measure",
+    "measure_with": "feedbench.pipelines.loop.measure",
+    "resolve_device": "feedbench.pipelines.loop.devices",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_CONSUMER:  # imports torch: only when asked for
-        from feedbench.pipelines.loop import measure as consumer
-
-        return getattr(consumer, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'feedbench.pipelines' has no attribute {name!r}")
 
 
 __all__ = [
+    "BatchError",
     "ConfigError",
+    "DataError",
     "DatasetError",
     "Emulated",
     "FeedbenchError",
@@ -55,6 +61,7 @@ __all__ = [
     "__version__",
     "cache_dir",
     "measure",
+    "measure_with",
     "parse_workload",
     "resolve_device",
     "run_isolated",

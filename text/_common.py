@@ -12,12 +12,10 @@ pay it again.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from feedbench.pipelines.core.cache import cache_dir
+from feedbench.pipelines.core.files import cache_dir, write_text_atomically
 from feedbench.pipelines.core.stats import LoaderStats, batches_ahead
 from feedbench.text import _records
 from feedbench.text._config import TextConfig
@@ -142,14 +140,10 @@ def _cached(path: Path, n: int) -> tuple[np.ndarray, Counter[str]] | None:
 
 def _store(path: Any, data: dict[str, Any]) -> None:
     """Writes the cache entry whole or not at all; a cache that cannot be written is only slower."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomically(path, json.dumps(data, ensure_ascii=False))
     except OSError as exc:
-        with contextlib.suppress(OSError):  # e.g. the cache's parent is a file: nothing was written
-            tmp.unlink()
         log.info("could not cache the tokenizing pass at %s (%s)", path, exc)
 
 

@@ -80,8 +80,7 @@ class TextConfig:
         checks.choice("on_error", self.on_error, ON_ERROR)
         checks.seed(self.seed)
         for name in ("lowercase", "shuffle", "bucket", "drop_last"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            checks.boolean(name, getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain values (a Vocab is described, not listed)."""

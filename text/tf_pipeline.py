@@ -10,7 +10,6 @@ truncate (``map`` on `workers` threads) -> batch, by length bucket
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from feedbench.pipelines.core.frameworks import import_tensorflow
+from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
+from feedbench.pipelines.core.seeds import stream_seed
 from feedbench.pipelines.core.stats import attach
 from feedbench.text import _records, tokenizers
 from feedbench.text._common import Prepared, prepare, prepare_source
@@ -40,12 +41,6 @@ _OTHER_SPACES = tuple(
 )
 _SPACED = ((f"[{re2_class(_OTHER_SPACES)}]", " "), (f"[{re2_class(PUNCT_RANGES)}]", r" \0 "))
 _COMBINING_ABOVE = "\u0300"  # Lithuanian lowercasing of I, J and I-ogonek depends on a following accent
-
-
-def _stream_seed(seed: int, stream: str) -> int:
-    """A non-negative int64 seed of its own for each random stream drawn from `seed`."""
-    digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -189,7 +184,7 @@ def _documents(prepared: Prepared, cfg: TextConfig) -> tf.data.Dataset:
         return documents
     # The whole corpus as the buffer (the strings only, before tokenizing): a uniform
     # permutation every epoch, as torch's sampler draws one.
-    seed = _stream_seed(cfg.seed, "shuffle")
+    seed = stream_seed(cfg.seed, "shuffle")
     return documents.shuffle(len(prepared.corpus), seed=seed, reshuffle_each_iteration=True)
 
 
@@ -205,7 +200,7 @@ def _encoded(documents: tf.data.Dataset, encoder: _Encoder, cfg: TextConfig) -> 
         return documents.map(encode)  # sequential, in this pipeline's own thread
     # deterministic: the order in is the order out, so that a seed repeats its batches
     # with any number of threads.
-    parallel = tf.data.AUTOTUNE if cfg.workers == "autotune" else cfg.workers
+    parallel = tf.data.AUTOTUNE if cfg.workers == AUTOTUNE else cfg.workers
     return documents.map(encode, num_parallel_calls=parallel, deterministic=True)
 
 
@@ -229,7 +224,7 @@ def build_tf_dataset(source: str | os.PathLike[str] | Any, cfg: TextConfig) -> t
     encoder = (_native_encoder if cfg.tokenizer == "regex" else _python_encoder)(prepared.vocab, cfg)
     batches = _batched(_encoded(_documents(prepared, cfg), encoder, cfg), prepared, cfg)
     if cfg.prefetch != 0:
-        batches = batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == "autotune" else cfg.prefetch)
+        batches = batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == AUTOTUNE else cfg.prefetch)
     stats = prepared.stats(cfg)
     return attach(batches, lambda: stats)
 

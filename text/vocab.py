@@ -7,7 +7,6 @@ tokenizer and lowercasing it was built with; using it with another is an error.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections import Counter
@@ -16,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feedbench.pipelines.core.batch_format import PAD_ID
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
+from feedbench.pipelines.core.files import write_text_atomically
 from feedbench.text.tokenizers import check_name, tokenizer
 
 PAD, UNK = "<pad>", "<unk>"
-PAD_ID, UNK_ID = 0, 1
+UNK_ID = 1  # the id of <unk>; PAD_ID (0, <pad>) is the batch format's (core.batch_format)
 FORMAT = "feedbench-vocab/1"
 
 
@@ -102,13 +103,9 @@ class Vocab:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Writes the vocabulary as JSON, whole or not at all (written aside, then renamed)."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, path)
+            write_text_atomically(path, json.dumps(self.to_dict(), ensure_ascii=False))
         except OSError as exc:
-            with contextlib.suppress(OSError):  # e.g. the parent is a file: nothing was written
-                tmp.unlink()
             raise DatasetError(f"{path}: cannot write the vocabulary ({exc.strerror})") from exc
         return path
 

@@ -18,8 +18,6 @@ from feedbench.pipelines.core.checks import ON_ERROR
 from feedbench.pipelines.core.machine import default_workers
 from feedbench.pipelines.core.errors import DatasetError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SCALE = (0.08, 1.0)  # RandomResizedCrop's area range
 RATIO = (3 / 4, 4 / 3)  # and aspect ratio range
 EVAL_RESIZE = 256 / 224  # eval: resize the shorter side to image_size x this, then center crop
@@ -62,6 +60,9 @@ class ImageConfig:
             object.__setattr__(self, "workers", default_workers())
         if self.drop_last is None:
             object.__setattr__(self, "drop_last", self.train)
+        checks.boolean("train", self.train)
+        checks.boolean("shuffle", self.shuffle)
+        checks.boolean("drop_last", self.drop_last, none_allowed=True)
         checks.positive_int("batch_size", self.batch_size)
         checks.positive_int("image_size", self.image_size)
         checks.count_or_autotune("workers", self.workers)

@@ -7,7 +7,6 @@ examples) -> shuffle (per epoch, seeded) -> read + decode + transform (``map`` o
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -19,11 +18,12 @@ import numpy as np
 
 from feedbench.datasets.parquet import ParquetShards
 from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds
+from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
+from feedbench.pipelines.core.seeds import stream_seed
 from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead
+from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.vision._common import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     RATIO,
     SCALE,
     ImageConfig,
@@ -102,12 +102,6 @@ def _files(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, int]:
     return tf.data.Dataset.from_tensor_slices((paths, labels)), skipped
 
 
-def _stream_seed(seed: int, stream: str) -> int:
-    """A non-negative int64 seed of its own for each random stream drawn from `seed`."""
-    digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
 class _RowReader:
     """Yields (encoded image, label) of Parquet shards row group by row group, checking the
     bytes of each row; counts the rows it skips ("skip") or raises naming them ("raise")."""
@@ -171,7 +165,7 @@ def _rows(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, Callable[[
         return tf.data.Dataset.from_generator(reader, args=(seed,), output_signature=signature)
 
     # One seed per epoch from TensorFlow's seeded stream: no Python state to carry over.
-    seeds = tf.data.Dataset.random(seed=_stream_seed(cfg.seed, "row groups"), rerandomize_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=stream_seed(cfg.seed, "row groups"), rerandomize_each_iteration=True)
     return seeds.take(1).flat_map(rows), lambda: reader.skipped
 
 
@@ -190,7 +184,7 @@ def _shuffle(elements: tf.data.Dataset, cfg: ImageConfig, buffer: int) -> tf.dat
     """Reshuffled every epoch, the same epochs for the same seed."""
     if not cfg.shuffle:
         return elements
-    return elements.shuffle(buffer, seed=_stream_seed(cfg.seed, "shuffle"), reshuffle_each_iteration=True)
+    return elements.shuffle(buffer, seed=stream_seed(cfg.seed, "shuffle"), reshuffle_each_iteration=True)
 
 
 def _decode(contents: tf.Tensor) -> tf.Tensor:
@@ -305,7 +299,7 @@ def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool)
     if cfg.train:
         # Two numbers per element from a seeded stream that changes every epoch: the stateless
         # seed of its crop and flip, whichever thread maps it.
-        seeds = tf.data.Dataset.random(seed=_stream_seed(cfg.seed, "crops"), rerandomize_each_iteration=True)
+        seeds = tf.data.Dataset.random(seed=stream_seed(cfg.seed, "crops"), rerandomize_each_iteration=True)
         elements = tf.data.Dataset.zip(elements, seeds.batch(2))
     function = train if cfg.train else evaluate
     if cfg.workers == 0:
@@ -313,7 +307,7 @@ def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool)
     else:
         # deterministic: the order in is the order out, so that a seed repeats its batches
         # with any number of threads (and eval without shuffle gives the file order).
-        parallel = tf.data.AUTOTUNE if cfg.workers == "autotune" else cfg.workers
+        parallel = tf.data.AUTOTUNE if cfg.workers == AUTOTUNE else cfg.workers
         mapped = elements.map(function, num_parallel_calls=parallel, deterministic=True)
     return mapped.ignore_errors(log_warning=True) if cfg.on_error == "skip" else mapped
 
@@ -323,7 +317,7 @@ def _finish(images: tf.data.Dataset, cfg: ImageConfig) -> tf.data.Dataset:
     batches = images.batch(cfg.batch_size, drop_remainder=cfg.drop_last)
     if cfg.prefetch == 0:
         return batches
-    return batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == "autotune" else cfg.prefetch)
+    return batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == AUTOTUNE else cfg.prefetch)
 
 
 def build_tf_dataset(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig) -> tf.data.Dataset:

@@ -7,9 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from feedbench.pipelines import __version__
 from feedbench.pipelines.cli import compare, data, demo, options, report, run, sweep
 from feedbench.pipelines.core.errors import FeedbenchError
+from feedbench.pipelines.core.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

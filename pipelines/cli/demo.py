@@ -22,7 +22,7 @@ from feedbench.pipelines.cli.compare import compare, default_worker_counts, pars
 from feedbench.pipelines.cli.progress import progress_bar
 from feedbench.pipelines.cli.options import one_line_errors, parse_workers
 from feedbench.pipelines.cli.progress import stdout_console
-from feedbench.pipelines.core.cache import cache_dir
+from feedbench.pipelines.core.files import cache_dir
 from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.harness.plan import Settings, auto_warmup
 from feedbench.pipelines.loop.config import MeasureConfig, add_options, from_options

@@ -10,7 +10,8 @@ from typing import Any, NoReturn
 
 from feedbench.pipelines import registry
 from feedbench.pipelines.core.errors import ConfigError
-from feedbench.pipelines.harness.plan import AUTOTUNE, Settings
+from feedbench.pipelines.core.checks import AUTOTUNE
+from feedbench.pipelines.harness.plan import Settings
 from feedbench.pipelines.loop.config import add_options, from_options
 
 # Pipeline options that have a flag of their own; any other goes through --option KEY=VALUE.
@@ -31,10 +32,18 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     add_options(group.add_argument, skip=("cycle",))
 
 
+# Words that a shell user writes for the JSON values true, false and null.
+_WORDS = {"true": True, "false": False, "null": None, "none": None}
+
+
 def _key_value(text: str) -> tuple[str, Any]:
+    """KEY=VALUE: the value as JSON where it parses (160, 0.5, "x"), true/false/null in any
+    case (so that shuffle=False is False, not the word "False"), else the word itself (uint8)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"--option must look like KEY=VALUE, got {text!r}")
+    if raw.strip().lower() in _WORDS:
+        return key.strip(), _WORDS[raw.strip().lower()]
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:

@@ -18,7 +18,7 @@ from feedbench.pipelines.cli.progress import cell_progress
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.harness.grid import run_cell
 from feedbench.pipelines.harness.plan import Cell
-from feedbench.pipelines.harness.store import write_atomically
+from feedbench.pipelines.core.files import write_text_atomically
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> list[str]:
     if args.json:
         text = json.dumps(row, indent=1, sort_keys=True)
         try:
-            write_atomically(Path(args.json), lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+            write_text_atomically(Path(args.json), text + "\n")
         except OSError as exc:
             raise ConfigError(f"--json {args.json}: cannot write there ({exc.strerror})") from exc
     if not row["ok"]:

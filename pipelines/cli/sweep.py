@@ -15,7 +15,8 @@ from feedbench.pipelines.cli.options import add_settings_options, check_retry, o
 from feedbench.pipelines.cli.progress import cell_progress
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.harness.grid import Measurer
-from feedbench.pipelines.harness.store import ResultStore, write_atomically
+from feedbench.pipelines.core.files import write_text_atomically
+from feedbench.pipelines.harness.store import ResultStore
 
 
 
@@ -75,7 +76,7 @@ def _run(args: argparse.Namespace) -> list[str]:
                   "recommendation": chosen.to_dict()}
         path = out / f"recommendation-{args.framework}.json"
         text = json.dumps(record, indent=1, sort_keys=True, default=str)
-        write_atomically(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+        write_text_atomically(path, text + "\n")
         lines = show(out, store.rows)
     return [*lines, *chosen.lines(),
             f"the search took {chosen.runs} runs; this command measured {measure.ran} and read {measure.reused} "

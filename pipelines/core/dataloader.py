@@ -3,8 +3,10 @@ what `workers` and `prefetch` mean for a DataLoader, so that the two cannot drif
 
 from __future__ import annotations
 
-import os
 from typing import Any
+
+from feedbench.pipelines.core.checks import AUTOTUNE
+from feedbench.pipelines.core.machine import usable_cpus
 
 WORKER_TIMEOUT_S = 120.0  # a worker that sends nothing for this long is an error, not a hang
 
@@ -18,8 +20,8 @@ def dataloader_options(workers: int | str, prefetch: int | str) -> dict[str, Any
     """
     import torch
 
-    count = len(os.sched_getaffinity(0)) if workers == "autotune" else int(workers)
-    depth = 2 if prefetch == "autotune" else int(prefetch)
+    count = len(usable_cpus()) if workers == AUTOTUNE else int(workers)
+    depth = 2 if prefetch == AUTOTUNE else int(prefetch)
     return {
         "num_workers": count,
         "prefetch_factor": max(1, depth) if count else None,

@@ -1,7 +1,17 @@
 """The one small hierarchy of feedbench's errors.
 
-The library raises these with a message that names the file, record, step or flag at fault;
-the CLI prints that message as one line and exits non-zero.
+The library raises these with a message that names the file, record, step, flag or worker
+at fault; the CLI prints that message as one line and exits non-zero.
+
+    FeedbenchError
+    ├── ConfigError            an argument or setting that cannot be used (also a ValueError)
+    ├── DataError              data that cannot be used
+    │   ├── DatasetError       a dataset that cannot be made, found, read or trusted
+    │   └── BatchError         a batch the loop or the workload cannot use
+    ├── LoaderError            the loader raised, stalled or ended too early (names the step)
+    │   └── LoaderTimeout      no batch within the timeout
+    ├── WorkloadError          the workload raised (names the step)
+    └── MissingDependencyError a framework or library this code path needs (also an ImportError)
 """
 
 
@@ -13,8 +23,28 @@ class ConfigError(FeedbenchError, ValueError):
     """An argument or configuration value that cannot be used."""
 
 
-class DatasetError(FeedbenchError):
+class DataError(FeedbenchError):
+    """Data that cannot be used: a dataset, a record, a batch."""
+
+
+class DatasetError(DataError):
     """A dataset that cannot be made, found, read or trusted."""
+
+
+class BatchError(DataError):
+    """A batch the loop or the workload cannot use (unknown type, no samples, a label out of range)."""
+
+
+class LoaderError(FeedbenchError):
+    """The loader raised, timed out or ended too early; the message names the step."""
+
+
+class LoaderTimeout(LoaderError):
+    """No batch arrived within the timeout."""
+
+
+class WorkloadError(FeedbenchError):
+    """The workload raised; the message names the step."""
 
 
 class MissingDependencyError(FeedbenchError, ImportError):

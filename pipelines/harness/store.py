@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
+from feedbench.pipelines.core.files import write_atomically, write_text_atomically
 from feedbench.pipelines.core.machine import machine_facts
 from feedbench.pipelines.harness.grid import data_fingerprint
 from feedbench.pipelines.harness.plan import Cell, Settings
@@ -164,7 +165,7 @@ class ResultStore:
 
     def write(self) -> None:
         text = json.dumps(self.rows, indent=1, sort_keys=True, default=str)
-        write_atomically(self.out / RESULTS_JSON, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+        write_text_atomically(self.out / RESULTS_JSON, text + "\n")
         table = arrow_table(self.rows)
 
         def parquet(tmp: Path) -> None:
@@ -235,16 +236,6 @@ def _fingerprints(row: Mapping[str, Any], settings: Settings) -> tuple[dict[str,
 def _differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(before) | set(now))
     return [f"{k}: {before.get(k)!r} there, {now.get(k)!r} now" for k in keys if before.get(k) != now.get(k)]
-
-
-def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
-    """Writes `path` through a temporary file beside it, renamed over it when complete."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # Columns of a results row besides RunResult's fields, with their Arrow types (by name).

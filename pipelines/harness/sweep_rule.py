@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-from feedbench.pipelines.harness.plan import AUTOTUNE
+from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.loop.result import RunResult
 
 Workers = Union[int, str]  # a count, or AUTOTUNE

@@ -14,12 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from feedbench.pipelines.core.errors import ConfigError
+from feedbench.pipelines.core.errors import BatchError
 from feedbench.pipelines.core.frameworks import import_tensorflow
-
-
-class BatchError(ConfigError):
-    """A batch the loop cannot use (unknown type, no samples)."""
 
 
 def _is_tf(value: Any) -> bool:

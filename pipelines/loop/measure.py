@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 from feedbench.pipelines.core.stats import stats_of
-from feedbench.pipelines.core.errors import ConfigError, FeedbenchError, one_line
+from feedbench.pipelines.core.errors import (BatchError, FeedbenchError, LoaderError, LoaderTimeout, WorkloadError,
+                                             one_line)
 from feedbench.pipelines.loop import metrics
 from feedbench.pipelines.loop.adapter import batch_size, to_device, to_torch
 from feedbench.pipelines.loop.config import MeasureConfig
@@ -31,18 +32,6 @@ from feedbench.pipelines.workloads import Workload, parse_workload
 log = logging.getLogger(__name__)
 
 _IN_FLIGHT = 2  # steps queued on the device ahead of the host, as a training loop allows
-
-
-class LoaderError(FeedbenchError):
-    """The loader raised, timed out or ended too early; the message names the step."""
-
-
-class LoaderTimeout(LoaderError):
-    """No batch arrived within the timeout."""
-
-
-class WorkloadError(FeedbenchError):
-    """The workload raised; the message names the step."""
 
 
 @dataclass
@@ -106,7 +95,8 @@ def measure(
         The RunResult of the measured window.
 
     Raises:
-        ConfigError: A bad argument, workload or device, or a batch of an unknown type.
+        ConfigError: A bad argument, workload or device.
+        BatchError: A batch of an unknown type or without samples (naming the step).
         LoaderError: The loader raised, yielded nothing, or ended within the warm-up;
             LoaderTimeout when no batch came within `timeout`. Both name the step.
     """
@@ -193,8 +183,8 @@ class _Loop:
         try:
             batch = to_torch(raw)
             return batch, batch_size(batch)
-        except ConfigError as exc:
-            raise type(exc)(f"{self._where()}: {exc}") from exc
+        except BatchError as exc:
+            raise BatchError(f"{self._where()}: {exc}") from exc
 
     def synchronize(self) -> None:
         if self.cuda:

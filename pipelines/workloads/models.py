@@ -22,14 +22,13 @@ from types import ModuleType
 from typing import Any
 
 import torch
-from feedbench.pipelines.core.stats import LoaderStats
-from feedbench.pipelines.core.errors import ConfigError, MissingDependencyError
-from feedbench.pipelines.workloads.base import Workload
-from feedbench.vision._common import (  # uint8 images are normalized on the device
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-)
 from torch import nn
+
+from feedbench.pipelines.core import checks
+from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD  # uint8 images: normalized here
+from feedbench.pipelines.core.errors import BatchError, ConfigError, MissingDependencyError
+from feedbench.pipelines.core.stats import LoaderStats
+from feedbench.pipelines.workloads.base import Workload
 
 # The smallest vocabulary sized from a first batch: room for ids that the batch did not show.
 MIN_VOCAB_SIZE = 32768
@@ -53,16 +52,27 @@ class _TrainingStep(Workload):
     """
 
     def __init__(self, *, num_classes: int) -> None:
-        _require_positive_int("num_classes", num_classes)
+        checks.positive_int("num_classes", num_classes)
         self.num_classes = num_classes
         self.model: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.last_loss: torch.Tensor | None = None
+        self.device: torch.device | None = None
+
+    channels_last_on_cuda = False  # the ResNets run in channels_last on CUDA
 
     def setup(self, device: Any) -> None:
         super().setup(torch.device(device))
         self._cuda = self.device.type == "cuda"
         self.loss_fn = nn.CrossEntropyLoss()
+
+    def describe(self) -> str:
+        """The name, and once set up the precision it runs in: "resnet50 (bf16 autocast,
+        channels_last)" on CUDA, "resnet50 (fp32)" elsewhere, so that no figure is called fp32
+        that was bf16."""
+        if self.device is None:
+            return self.name
+        return f"{self.name} ({precision(self.device.type, channels_last=self.channels_last_on_cuda)})"
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self._cuda:
@@ -78,7 +88,7 @@ class _TrainingStep(Workload):
     def _check_labels(self, labels: torch.Tensor) -> None:
         bad = _out_of_range(labels, self.num_classes)
         if bad is not None:
-            raise ConfigError(
+            raise BatchError(
                 f"{self.name}: label {bad} is out of range for num_classes={self.num_classes} "
                 f"(labels must be 0 to {self.num_classes - 1})"
             )
@@ -86,9 +96,17 @@ class _TrainingStep(Workload):
     def _check_device(self, expected: str, tensors: tuple[torch.Tensor, ...]) -> None:
         for tensor in tensors:
             if tensor.device.type != self.device.type:
-                raise ConfigError(
+                raise BatchError(
                     f"{expected}; got a batch on {tensor.device.type}, not on the workload's device {self.device}"
                 )
+
+
+def precision(device_type: str, *, channels_last: bool = False) -> str:
+    """The arithmetic a model workload's step uses on a device of `device_type`: bf16 autocast
+    on CUDA (channels_last too for the ResNets), plain fp32 elsewhere."""
+    if device_type == "cuda":
+        return "bf16 autocast, channels_last" if channels_last else "bf16 autocast"
+    return "fp32"
 
 
 class _ResNet(_TrainingStep):
@@ -104,6 +122,7 @@ class _ResNet(_TrainingStep):
     """
 
     arch = ""
+    channels_last_on_cuda = True
 
     def __init__(self, *, num_classes: int = 1000) -> None:
         super().__init__(num_classes=num_classes)
@@ -151,22 +170,22 @@ class _ResNet(_TrainingStep):
         """``(images, labels)`` from `batch`, checked by structure, shape and dtype only."""
         expected = f"{self.name} expects (images [B,3,H,W], labels [B])"
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise ConfigError(f"{expected}; got {_describe(batch)}")
+            raise BatchError(f"{expected}; got {_describe(batch)}")
         images, labels = batch
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-            raise ConfigError(f"{expected}; got images as {_describe(images)}")
+            raise BatchError(f"{expected}; got images as {_describe(images)}")
         if not (images.dtype == torch.uint8 or images.is_floating_point()):
-            raise ConfigError(f"{expected} with uint8 or float images; got images as {_describe(images)}")
+            raise BatchError(f"{expected} with uint8 or float images; got images as {_describe(images)}")
         if (
             not isinstance(labels, torch.Tensor)
             or labels.dtype != torch.int64
             or labels.shape != images.shape[:1]
         ):
-            raise ConfigError(
+            raise BatchError(
                 f"{expected} with int64 labels; got labels as {_describe(labels)} for {images.shape[0]} images"
             )
         if images.shape[0] == 0:
-            raise ConfigError(f"{expected}; got an empty batch")
+            raise BatchError(f"{expected}; got an empty batch")
         self._check_device(expected, (images, labels))
         return images, labels
 
@@ -236,7 +255,7 @@ class TextClassifier(_TrainingStep):
         super().__init__(num_classes=num_classes or 1)
         for what, value in (("num_classes", num_classes), ("vocab_size", vocab_size)):
             if value is not None:
-                _require_positive_int(what, value)
+                checks.positive_int(what, value)
         self.num_classes: int | None = num_classes
         self.vocab_size = vocab_size
         self._guessed = False  # sizes were guessed from a batch: check every batch
@@ -281,14 +300,14 @@ class TextClassifier(_TrainingStep):
         """Guesses the sizes not known yet from a first batch, and builds the model."""
         low, high = _min_max(token_ids)
         if low < 0:
-            raise ConfigError(f"{self.name}: token id {low} is negative (ids must be 0 or more)")
+            raise BatchError(f"{self.name}: token id {low} is negative (ids must be 0 or more)")
         if self.vocab_size is None:
             self.vocab_size = _bound_size("vocab_size", max(MIN_VOCAB_SIZE, 1 << high.bit_length()), MAX_VOCAB_SIZE)
             self._guessed = True
         if self.num_classes is None:
             low, high = _min_max(labels)
             if low < 0:
-                raise ConfigError(f"{self.name}: label {low} is negative (labels must be 0 or more)")
+                raise BatchError(f"{self.name}: label {low} is negative (labels must be 0 or more)")
             self.num_classes = _bound_size("num_classes", max(MIN_CLASSES, 1 << high.bit_length()), MAX_CLASSES)
             self._guessed = True
         self._build()
@@ -298,7 +317,7 @@ class TextClassifier(_TrainingStep):
         seq_len = token_ids.shape[1]
         bad = _out_of_range(lengths, seq_len + 1)
         if bad is not None:
-            raise ConfigError(
+            raise BatchError(
                 f"{self.name}: length {bad} is out of range for token_ids of length {seq_len} "
                 f"(lengths must be 0 to {seq_len})"
             )
@@ -310,7 +329,7 @@ class TextClassifier(_TrainingStep):
     def _check_ids(self, bad: int | None) -> None:
         if bad is not None:
             sized = " (sized from the first batch)" if self._guessed else ""
-            raise ConfigError(
+            raise BatchError(
                 f"{self.name}: token id {bad} is out of range for vocab_size={self.vocab_size}{sized}; "
                 f"ids must be 0 to {self.vocab_size - 1}, pass a larger vocab_size"
             )
@@ -335,18 +354,18 @@ class TextClassifier(_TrainingStep):
         """``(token_ids, lengths, labels)`` from `batch`, checked by structure, shape and dtype only."""
         expected = f"{self.name} expects (token_ids [B,T], lengths [B], labels [B]) of int64"
         if not isinstance(batch, (tuple, list)) or len(batch) != 3:
-            raise ConfigError(f"{expected}; got {_describe(batch)}")
+            raise BatchError(f"{expected}; got {_describe(batch)}")
         token_ids, lengths, labels = batch
         if not isinstance(token_ids, torch.Tensor) or token_ids.dim() != 2 or token_ids.dtype != torch.int64:
-            raise ConfigError(f"{expected}; got token_ids as {_describe(token_ids)}")
+            raise BatchError(f"{expected}; got token_ids as {_describe(token_ids)}")
         for what, tensor in (("lengths", lengths), ("labels", labels)):
             shape_ok = isinstance(tensor, torch.Tensor) and tensor.shape == token_ids.shape[:1]
             if not shape_ok or tensor.dtype != torch.int64:
-                raise ConfigError(
+                raise BatchError(
                     f"{expected}; got {what} as {_describe(tensor)} for {token_ids.shape[0]} sequences"
                 )
         if token_ids.shape[0] == 0:
-            raise ConfigError(f"{expected}; got an empty batch")
+            raise BatchError(f"{expected}; got an empty batch")
         self._check_device(expected, (token_ids, lengths, labels))
         return token_ids, lengths, labels
 
@@ -388,15 +407,10 @@ def _describe(value: Any) -> str:
 
 def _bound_size(name: str, value: Any, limit: int) -> int:
     """`value` as a size for `name`, a one-line ConfigError when it is not one or above `limit`."""
-    _require_positive_int(name, value)
+    checks.positive_int(name, value)
     if value > limit:
         raise ConfigError(f"textcls: {name}={value} (from the data) is more than the {limit} this workload allows")
     return value
-
-
-def _require_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _import_torchvision() -> ModuleType:

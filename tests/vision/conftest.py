@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD
+from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _pil_eval(path, size):

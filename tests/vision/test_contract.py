@@ -15,7 +15,7 @@ import torch
 from feedbench.pipelines import ConfigError, DatasetError, measure, registry
 from feedbench.pipelines.loop.adapter import to_torch
 from feedbench.vision import ImageConfig, tf_dataset, torch_loader
-from feedbench.vision._common import IMAGENET_MEAN, IMAGENET_STD
+from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 
 FACTORIES = {"torch": torch_loader, "tf": tf_dataset}
 FRAMEWORKS = pytest.mark.parametrize("framework", sorted(FACTORIES))
@@ -116,7 +116,10 @@ def test_empty_and_missing_folders_are_named(tmp_path, framework):
     ("kwargs", "message"),
     [({"batch_size": 0}, "batch_size must be a positive"), ({"workers": -1}, "workers must be"),
      ({"output": "half"}, "output must be one of"), ({"on_error": "ignore"}, "on_error must be one of"),
-     ({"image_size": 0}, "image_size must be"), ({"prefetch": "lots"}, "prefetch must be")],
+     ({"image_size": 0}, "image_size must be"), ({"prefetch": "lots"}, "prefetch must be"),
+     # a word is not a boolean: "no" was accepted and ran the train transform
+     ({"train": "no"}, "train must be True or False, got 'no'"), ({"shuffle": "no"}, "shuffle must be True or False"),
+     ({"drop_last": "False"}, "drop_last must be True, False or None")],
 )
 def test_bad_keywords_are_named(small_folder, framework, kwargs, message):
     with pytest.raises(ConfigError, match=message):

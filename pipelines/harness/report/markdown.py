@@ -22,7 +22,7 @@ from feedbench.pipelines.harness.report.table import (
     title_of,
 )
 from feedbench.pipelines.harness.report.verdict import au_targets, verdict
-from feedbench.pipelines.harness.store import write_atomically
+from feedbench.pipelines.core.files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def write_report(out: Path, rows: Sequence[Row], recommendations: Sequence[Mappi
     lines += ["## Settings", "", "```json", json.dumps(settings, indent=1, sort_keys=True), "```", "",
               "## Machine", "", *_facts(rows), ""]
     path = out / REPORT_MD
-    write_atomically(path, lambda tmp: tmp.write_text("\n".join(lines), encoding="utf-8"))
+    write_text_atomically(path, "\n".join(lines))
     return path
 
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from feedbench.pipelines.harness.plan import AUTOTUNE
+from feedbench.pipelines.core.checks import AUTOTUNE
 from rich.table import Table
 
 Row = Mapping[str, Any]

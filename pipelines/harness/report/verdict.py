@@ -13,7 +13,7 @@ from typing import Any
 
 from feedbench.pipelines import registry
 from feedbench.pipelines.core.errors import ConfigError
-from feedbench.pipelines.harness.plan import AUTOTUNE
+from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.harness.report.table import (
     Row,
     at_workers,

@@ -42,6 +42,7 @@ def test_run_measures_once_and_prints_the_result(small_folder, tmp_path):
         (["--tokenizer", "spacy"], "--tokenizer spacy: unknown option(s) for the image pipeline: tokenizer"),
         (["--option", "output=jpeg"], "--option output jpeg: output must be one of float, uint8"),
         (["--option", "workers=3"], "workers is set per cell (--workers)"),
+        (["--option", "train=no"], "--option train no: train must be True or False, got 'no'"),
         (["--warmup", "long"], "argument --warmup: must be a number of steps or auto, got 'long'"),
         (["--cpus", "999"], "cpus must be 1.."),
         (["--steps", "many"], "argument --steps: invalid int value: 'many'"),
@@ -114,3 +115,11 @@ def test_the_default_worker_count_follows_the_cpu_budget(small_folder, capsys, m
                      "--cpus", cpus]) == 1
     assert "stopped by the test" in capsys.readouterr().err
     assert cells == [(4, 3), (1, 1)]  # --cpus 4: 3 workers (without --cpus: 7)
+
+
+@pytest.mark.parametrize(("text", "value"), [("shuffle=False", False), ("shuffle=TRUE", True), ("drop_last=none", None),
+                                             ("image_size=160", 160), ("output=uint8", "uint8"), ("seed=0", 0)])
+def test_option_values_read_as_a_shell_user_writes_them(text, value):
+    from feedbench.pipelines.cli.options import _key_value
+
+    assert _key_value(text) == (text.split("=")[0], value)  # "False" was the truthy word "False"

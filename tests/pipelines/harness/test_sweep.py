@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from feedbench.pipelines import ConfigError, RunResult
-from feedbench.pipelines.harness.plan import AUTOTUNE
+from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.harness.sweep import Recommendation, recommend
 
 

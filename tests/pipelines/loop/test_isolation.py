@@ -68,3 +68,13 @@ def test_a_bad_loader_error_in_the_child_names_the_step():
 def test_bad_specs_are_refused_before_anything_starts(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         RunSpec(**{"loader": SleepProducer, **kwargs})
+
+
+def test_the_result_records_what_auto_resolved_to():
+    """The device "auto" and the warm-up "auto" are recorded as what they became in the run
+    (an isolated run recorded "auto" for both: the asked-for settings were laid over them)."""
+    spec = RunSpec(functools.partial(SleepProducer, 0.0), MeasureConfig(workload="emulated:1ms", steps=3))
+    result = run_isolated(spec)
+    assert result.ok, result.error
+    assert result.device == result.config["device"] == "cpu"  # this machine has no GPU
+    assert result.config["warmup"] == result.warmup_steps == 5 and result.config["isolated"] is True

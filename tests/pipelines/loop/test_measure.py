@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from feedbench.pipelines.core.stats import LoaderStats
-from feedbench.pipelines import ConfigError, LoaderError, LoaderTimeout, Workload, measure
+from feedbench.pipelines import BatchError, ConfigError, LoaderError, LoaderTimeout, Workload, measure
 from feedbench.pipelines.truth.synthetic import SleepProducer
 
 
@@ -162,8 +162,8 @@ def test_an_exception_in_warmup_says_warmup():
     ("kwargs", "error", "message"),
     [
         ({"batches": []}, LoaderError, "the loader yielded no batch"),
-        ({"batches": [object()]}, ConfigError, r"step 1 \(warm-up step 1 of 1\): a batch element of type builtins.object"),
-        ({"batches": [("text", "more")]}, ConfigError, r"step 1 .*: a batch element of type builtins.str"),
+        ({"batches": [object()]}, BatchError, r"step 1 \(warm-up step 1 of 1\): a batch element of type builtins.object"),
+        ({"batches": [("text", "more")]}, BatchError, r"step 1 .*: a batch element of type builtins.str"),
         ({"workload": "emulated:abc"}, ConfigError, "workload 'emulated:abc': expected emulated:<time>"),
         ({"workload": "nosuch"}, ConfigError, "unknown workload 'nosuch'"),
         ({"steps": 0}, ConfigError, "steps must be a whole number >= 1, got 0"),

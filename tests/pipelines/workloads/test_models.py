@@ -21,7 +21,7 @@ from feedbench.pipelines.workloads.models import (
     ResNet50,
     TextClassifier,
 )
-from feedbench.pipelines.core.errors import ConfigError
+from feedbench.pipelines.core.errors import BatchError, ConfigError
 from feedbench.pipelines.workloads import parse_workload
 
 CPU = torch.device("cpu")
@@ -155,10 +155,10 @@ def test_resnet_warmup_runs_its_steps():
 def test_resnet_labels_out_of_range_are_named_with_the_limit(bad):
     workload = _resnet(num_classes=10)
     images = _normalized(_images_uint8(2, 32))
-    with pytest.raises(ConfigError, match=rf"resnet18: label {bad} is out of range for num_classes=10 \(labels must be 0 to 9\)"):
+    with pytest.raises(BatchError, match=rf"resnet18: label {bad} is out of range for num_classes=10 \(labels must be 0 to 9\)"):
         workload.warmup((images, torch.tensor([0, bad])))
     # On the CPU every step checks, not only the first batch's warm-up.
-    with pytest.raises(ConfigError, match=rf"label {bad} is out of range"):
+    with pytest.raises(BatchError, match=rf"label {bad} is out of range"):
         workload.step((images, torch.tensor([bad, 0])))
 
 
@@ -166,7 +166,7 @@ def test_default_resnet_accepts_label_999_and_names_1000():
     workload = _resnet()
     images = _normalized(_images_uint8(2, 32))
     workload.step((images, torch.tensor([0, 999])))
-    with pytest.raises(ConfigError, match=r"label 1000 is out of range for num_classes=1000"):
+    with pytest.raises(BatchError, match=r"label 1000 is out of range for num_classes=1000"):
         workload.step((images, torch.tensor([0, 1000])))
 
 
@@ -189,17 +189,17 @@ def test_default_resnet_accepts_label_999_and_names_1000():
 def test_resnet_batches_of_the_wrong_form_say_what_was_expected(batch, message):
     workload = _resnet()
     expected = r"^resnet18 expects \(images \[B,3,H,W\], labels \[B\]\)"
-    with pytest.raises(ConfigError, match=expected) as raised:
+    with pytest.raises(BatchError, match=expected) as raised:
         workload.step(batch)
     assert "\n" not in str(raised.value)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(BatchError, match=message):
         workload.warmup(batch)
 
 
 def test_resnet_message_for_three_tensors_reads_in_full():
     workload = _resnet()
     batch = (torch.zeros(2, 3, 8, 8), torch.zeros(2, dtype=torch.int64), torch.zeros(2))
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(BatchError) as raised:
         workload.step(batch)
     assert str(raised.value) == "resnet18 expects (images [B,3,H,W], labels [B]); got a batch of 3 tensors"
 
@@ -287,7 +287,7 @@ def test_a_later_id_beyond_the_sized_vocabulary_is_named():
     workload.warmup(_text_batch())
     token_ids, lengths, labels = _text_batch(seed=1)
     token_ids[1, 0] = MIN_VOCAB_SIZE
-    with pytest.raises(ConfigError, match=rf"token id {MIN_VOCAB_SIZE} is out of range for vocab_size={MIN_VOCAB_SIZE}"):
+    with pytest.raises(BatchError, match=rf"token id {MIN_VOCAB_SIZE} is out of range for vocab_size={MIN_VOCAB_SIZE}"):
         workload.step((token_ids, lengths, labels))
 
 
@@ -295,28 +295,28 @@ def test_an_id_beyond_a_given_vocabulary_is_named_at_warmup():
     workload = _text(vocab_size=1000)
     token_ids, lengths, labels = _text_batch()  # ids 1 to 999
     token_ids[0, 0] = 1000
-    with pytest.raises(ConfigError, match=r"textcls: token id 1000 is out of range for vocab_size=1000"):
+    with pytest.raises(BatchError, match=r"textcls: token id 1000 is out of range for vocab_size=1000"):
         workload.warmup((token_ids, lengths, labels))
     token_ids[0, 0] = -2
-    with pytest.raises(ConfigError, match=r"token id -2"):
+    with pytest.raises(BatchError, match=r"token id -2"):
         workload.step((token_ids, lengths, labels))
 
 
 def test_textcls_labels_out_of_range_are_named_with_the_limit():
     workload = _text(num_classes=2)
     token_ids, lengths, _ = _text_batch()
-    with pytest.raises(ConfigError, match=r"textcls: label 2 is out of range for num_classes=2 \(labels must be 0 to 1\)"):
+    with pytest.raises(BatchError, match=r"textcls: label 2 is out of range for num_classes=2 \(labels must be 0 to 1\)"):
         workload.warmup((token_ids, lengths, torch.tensor([0, 1, 2, 0])))
     wider = _text(num_classes=5)
     wider.warmup((token_ids, lengths, torch.tensor([0, 1, 2, 4])))
-    with pytest.raises(ConfigError, match=r"label 5 is out of range for num_classes=5"):
+    with pytest.raises(BatchError, match=r"label 5 is out of range for num_classes=5"):
         wider.step((token_ids, lengths, torch.tensor([0, 5, 2, 4])))
 
 
 def test_lengths_beyond_the_sequence_are_named():
     workload = _text(vocab_size=1000)
     token_ids, _, labels = _text_batch()
-    with pytest.raises(ConfigError, match=r"length 17 is out of range for token_ids of length 16"):
+    with pytest.raises(BatchError, match=r"length 17 is out of range for token_ids of length 16"):
         workload.step((token_ids, torch.tensor([1, 17, 3, 4]), labels))
 
 
@@ -336,7 +336,7 @@ def test_lengths_beyond_the_sequence_are_named():
 def test_text_batches_of_the_wrong_form_say_what_was_expected(batch, message):
     workload = _text()
     expected = r"^textcls expects \(token_ids \[B,T\], lengths \[B\], labels \[B\]\) of int64; "
-    with pytest.raises(ConfigError, match=expected + ".*" + message):
+    with pytest.raises(BatchError, match=expected + ".*" + message):
         workload.warmup(batch)
 
 
@@ -371,7 +371,7 @@ def test_guessed_classes_are_generous_and_a_later_label_beyond_them_is_named():
     assert workload.num_classes == MIN_CLASSES == workload.model.head.out_features
     token_ids, lengths, _ = _text_batch(seed=1)
     workload.step((token_ids, lengths, torch.tensor([0, 2, 7, MIN_CLASSES - 1])))  # unseen but within the guess
-    with pytest.raises(ConfigError, match=rf"^textcls: label {MIN_CLASSES} is out of range for num_classes={MIN_CLASSES}"):
+    with pytest.raises(BatchError, match=rf"^textcls: label {MIN_CLASSES} is out of range for num_classes={MIN_CLASSES}"):
         workload.step((token_ids, lengths, torch.tensor([0, MIN_CLASSES, 1, 1])))
 
 
@@ -434,3 +434,15 @@ def test_cuda_a_later_batch_beyond_the_guessed_sizes_is_named_not_a_device_asser
     with pytest.raises(ConfigError, match=rf"label {MIN_CLASSES} is out of range for num_classes={MIN_CLASSES}"):
         workload.step(tuple(t.to(device) for t in _text_batch()))
     assert torch.isfinite(workload.last_loss)  # no device-side assert: the device is still usable
+
+
+def test_a_set_up_model_names_its_precision_and_cuda_is_bf16():
+    for workload, name in ((ResNet18(num_classes=4), "resnet18"), (TextClassifier(), "textcls")):
+        assert workload.describe() == name  # not set up: the name only
+    resnet = ResNet18(num_classes=4)
+    resnet.setup(CPU)
+    assert resnet.describe() == "resnet18 (fp32)"
+    # what setup on CUDA runs (channels_last and bf16 autocast): the name a CUDA result carries
+    from feedbench.pipelines.workloads.models import precision
+
+    assert precision("cuda", channels_last=True) == "bf16 autocast, channels_last" and precision("cpu") == "fp32"
