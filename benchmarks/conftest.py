@@ -11,10 +11,9 @@ Benchmarks that measure a loader record its RunResult with
 by task (``@pytest.mark.benchmark(group="image")``).
 """
 
+import pytest
 import torch  # noqa: F401
 import torchvision  # noqa: F401
-
-import pytest
 
 FULL_OPTION = "--feedbench-full"
 

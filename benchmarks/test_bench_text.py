@@ -20,10 +20,10 @@ import os
 import numpy as np
 import pytest
 
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.datasets.defaults import default_text
 from feedbench.pipelines import RunSpec, registry, run_isolated
 from feedbench.pipelines.loop.adapter import to_torch
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.pytest_plugin import record_result
 
 CORES = len(os.sched_getaffinity(0))

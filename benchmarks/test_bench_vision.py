@@ -18,9 +18,9 @@ import os
 
 import pytest
 
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.datasets.defaults import default_images
 from feedbench.pipelines import RunSpec, registry, run_isolated
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.pytest_plugin import record_result
 
 CORES = len(os.sched_getaffinity(0))

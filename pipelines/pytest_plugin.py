@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.loop.config import MeasureConfig, add_options, from_options
 from feedbench.pipelines.loop.result import RunResult

@@ -1,10 +1,9 @@
 """Shared fixtures. torch and torchvision are imported first, before anything can import
 TensorFlow: the other order crashes the interpreter (DESIGN.md, "Import order")."""
 
+import pytest
 import torch  # noqa: F401  (import order, see above)
 import torchvision  # noqa: F401
-
-import pytest
 
 from feedbench.datasets import make_image_folder, make_image_shards, make_text_corpus
 

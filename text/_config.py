@@ -8,8 +8,8 @@ from typing import Any
 
 from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.checks import ON_ERROR
-from feedbench.pipelines.core.machine import default_workers
 from feedbench.pipelines.core.errors import ConfigError
+from feedbench.pipelines.core.machine import default_workers
 from feedbench.text.tokenizers import check_name
 from feedbench.text.vocab import Vocab
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from feedbench.pipelines.core.frameworks import import_tensorflow
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
+from feedbench.pipelines.core.frameworks import import_tensorflow
 from feedbench.pipelines.core.seeds import stream_seed
 from feedbench.pipelines.core.stats import attach
 from feedbench.text import _records, tokenizers

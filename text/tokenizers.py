@@ -79,7 +79,7 @@ def _nltk() -> Callable[[str], list[str]]:
     return TreebankWordTokenizer().tokenize
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rule(name: str) -> Callable[[str], list[str]]:
     """The tokenizing function of `name`, built once per process (spaCy's takes ~0.3 s)."""
     if name == "spacy":

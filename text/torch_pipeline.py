@@ -19,9 +19,9 @@ import torch
 
 from feedbench.pipelines.core.dataloader import dataloader_options
 from feedbench.pipelines.core.stats import LoaderStats
+from feedbench.text import tokenizers
 from feedbench.text._common import Prepared, bucket_of, prepare_source
 from feedbench.text._config import TextConfig
-from feedbench.text import tokenizers
 from feedbench.text.vocab import PAD_ID, Vocab
 
 log = logging.getLogger(__name__)

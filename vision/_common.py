@@ -15,8 +15,8 @@ from typing import Any
 from feedbench.datasets.parquet import ParquetShards, scan_image_folder
 from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.checks import ON_ERROR
-from feedbench.pipelines.core.machine import default_workers
 from feedbench.pipelines.core.errors import DatasetError
+from feedbench.pipelines.core.machine import default_workers
 
 SCALE = (0.08, 1.0)  # RandomResizedCrop's area range
 RATIO = (3 / 4, 4 / 3)  # and aspect ratio range

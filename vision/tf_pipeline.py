@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from feedbench.datasets.parquet import ParquetShards
-from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds
+from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
+from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds
 from feedbench.pipelines.core.seeds import stream_seed
 from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead
-from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.vision._common import (
     RATIO,
     SCALE,

@@ -17,10 +17,10 @@ import torch
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
+from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.core.dataloader import dataloader_options
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.stats import LoaderStats, batches_ahead
-from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.vision._common import ImageConfig, Source, looks_like_image, random_resized_crop, resolve_source
 
 log = logging.getLogger(__name__)

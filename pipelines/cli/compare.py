@@ -8,14 +8,20 @@ import sys
 from pathlib import Path
 
 from feedbench.pipelines import registry
-from feedbench.pipelines.cli.report import show
-from feedbench.pipelines.cli.options import add_settings_options, check_retry, one_line_errors, parse_workers, settings_from_args
+from feedbench.pipelines.cli.options import (
+    add_settings_options,
+    check_retry,
+    one_line_errors,
+    parse_workers,
+    settings_from_args,
+)
 from feedbench.pipelines.cli.progress import cell_progress
+from feedbench.pipelines.cli.report import show
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
+from feedbench.pipelines.core.machine import usable_cpus
 from feedbench.pipelines.harness.grid import run_grid
 from feedbench.pipelines.harness.plan import Settings, cells
 from feedbench.pipelines.harness.store import ResultStore
-from feedbench.pipelines.core.machine import usable_cpus
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -17,16 +17,16 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rich.table import Table
+
 from feedbench.pipelines import registry
 from feedbench.pipelines.cli.compare import compare, default_worker_counts, parse_list
-from feedbench.pipelines.cli.progress import progress_bar
 from feedbench.pipelines.cli.options import one_line_errors, parse_workers
-from feedbench.pipelines.cli.progress import stdout_console
-from feedbench.pipelines.core.files import cache_dir
+from feedbench.pipelines.cli.progress import progress_bar, stdout_console
 from feedbench.pipelines.core.errors import ConfigError
+from feedbench.pipelines.core.files import cache_dir
 from feedbench.pipelines.harness.plan import Settings, auto_warmup
 from feedbench.pipelines.loop.config import MeasureConfig, add_options, from_options
-from rich.table import Table
 
 IMAGE_BATCH, TEXT_BATCH = 32, 64
 # Images the demo makes by default: at batch 32, 64 batches, so that one epoch holds the warm-up

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from feedbench.pipelines import registry
-from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.core.checks import AUTOTUNE
+from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.harness.plan import Settings
 from feedbench.pipelines.loop.config import add_options, from_options
 

@@ -16,9 +16,9 @@ from feedbench.pipelines.cli.options import (
 )
 from feedbench.pipelines.cli.progress import cell_progress
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
+from feedbench.pipelines.core.files import write_text_atomically
 from feedbench.pipelines.harness.grid import run_cell
 from feedbench.pipelines.harness.plan import Cell
-from feedbench.pipelines.core.files import write_text_atomically
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 
 from feedbench.pipelines import registry
-from feedbench.pipelines.cli.report import show
 from feedbench.pipelines.cli.options import add_settings_options, check_retry, one_line_errors, settings_from_args
 from feedbench.pipelines.cli.progress import cell_progress
+from feedbench.pipelines.cli.report import show
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
-from feedbench.pipelines.harness.grid import Measurer
 from feedbench.pipelines.core.files import write_text_atomically
+from feedbench.pipelines.harness.grid import Measurer
 from feedbench.pipelines.harness.store import ResultStore
-
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
+
 from feedbench.pipelines.core.machine import machine_facts
 from feedbench.pipelines.harness.plan import Cell, Settings, cell_spec
 

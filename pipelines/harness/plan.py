@@ -18,7 +18,6 @@ from feedbench.pipelines.loop.config import auto_warmup as measure_auto_warmup
 from feedbench.pipelines.loop.isolation import RunSpec
 
 
-
 @dataclass(frozen=True)
 class Settings:
     """What every cell of a grid shares; one folder of results holds one Settings.

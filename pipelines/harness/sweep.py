@@ -53,8 +53,8 @@ import logging
 import math
 from collections.abc import Mapping
 
-from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.core.checks import AUTOTUNE
+from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.harness.sweep_rule import (
     NEAR_BEST,
     Measure,

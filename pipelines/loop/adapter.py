@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from feedbench.pipelines.core.errors import BatchError
 from feedbench.pipelines.core.frameworks import import_tensorflow
 

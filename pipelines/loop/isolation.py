@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
+
 from feedbench.pipelines.core.errors import ConfigError, one_line
 from feedbench.pipelines.core.machine import usable_cpus
 from feedbench.pipelines.loop.config import MeasureConfig

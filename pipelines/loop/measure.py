@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from feedbench.pipelines.core.errors import (
+    BatchError,
+    FeedbenchError,
+    LoaderError,
+    LoaderTimeout,
+    WorkloadError,
+    one_line,
+)
 from feedbench.pipelines.core.stats import stats_of
-from feedbench.pipelines.core.errors import (BatchError, FeedbenchError, LoaderError, LoaderTimeout, WorkloadError,
-                                             one_line)
 from feedbench.pipelines.loop import metrics
 from feedbench.pipelines.loop.adapter import batch_size, to_device, to_torch
 from feedbench.pipelines.loop.config import MeasureConfig

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from feedbench.pipelines.core.clock import sleep_exactly
 from feedbench.pipelines.core.errors import ConfigError
 

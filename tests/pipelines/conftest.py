@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines import RunResult
 from feedbench.pipelines.harness import grid
 from feedbench.pipelines.harness.plan import Cell, Settings
+from feedbench.pipelines.loop.config import MeasureConfig
 
 TINY = {"batch_size": 4, "image_size": 32}
 

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 
 from feedbench.pipelines import ConfigError
-from feedbench.text import TextConfig, Vocab, tokenize
-from feedbench.text import _common
+from feedbench.text import TextConfig, Vocab, _common, tokenize
 from feedbench.text._common import bucket_boundaries, bucket_of, prepare, prepare_source
 from feedbench.text._records import load
-
 
 # Config --------------------------------------------------------------------------------------
 

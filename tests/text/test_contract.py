@@ -11,9 +11,9 @@ import pickle
 import numpy as np
 import pytest
 
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines import ConfigError, DatasetError, RunSpec, measure, registry, run_isolated
 from feedbench.pipelines.loop.adapter import to_torch
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.text import TextConfig, tf_dataset, torch_loader
 
 FACTORIES = {"torch": torch_loader, "tf": tf_dataset}

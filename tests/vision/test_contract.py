@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from feedbench.pipelines import ConfigError, DatasetError, measure, registry
+from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.loop.adapter import to_torch
 from feedbench.vision import ImageConfig, tf_dataset, torch_loader
-from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 
 FACTORIES = {"torch": torch_loader, "tf": tf_dataset}
 FRAMEWORKS = pytest.mark.parametrize("framework", sorted(FACTORIES))

@@ -7,8 +7,7 @@ from torchvision.transforms.v2 import functional as F
 
 from feedbench.datasets import scan_image_folder
 from feedbench.datasets.parquet import IMAGE_SCHEMA, write_shards
-from feedbench.pipelines import stats_of
-from feedbench.pipelines import DatasetError, measure
+from feedbench.pipelines import DatasetError, measure, stats_of
 from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds
 from feedbench.pipelines.registry import build
 from feedbench.vision import ImageConfig, tf_dataset

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from feedbench.pipelines.core.files import write_text_atomically
 from feedbench.pipelines.harness.report.plots import (
     MEMORY_PNG,
     THROUGHPUT_PNG,
@@ -22,7 +23,6 @@ from feedbench.pipelines.harness.report.table import (
     title_of,
 )
 from feedbench.pipelines.harness.report.verdict import au_targets, verdict
-from feedbench.pipelines.core.files import write_text_atomically
 
 log = logging.getLogger(__name__)
 

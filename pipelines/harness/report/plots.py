@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from feedbench.pipelines.core.checks import AUTOTUNE
+from feedbench.pipelines.core.files import write_atomically
 from feedbench.pipelines.harness.report.table import (
     Row,
     title_of,
     value_of,
     workers_key,
 )
-from feedbench.pipelines.core.files import write_atomically
 
 THROUGHPUT_PNG = "throughput.png"
 

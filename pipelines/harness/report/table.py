@@ -10,8 +10,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from feedbench.pipelines.core.checks import AUTOTUNE
 from rich.table import Table
+
+from feedbench.pipelines.core.checks import AUTOTUNE
 
 Row = Mapping[str, Any]
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from feedbench.pipelines import registry
-from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.core.checks import AUTOTUNE
+from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.harness.report.table import (
     Row,
     at_workers,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines import RunResult
 from feedbench.pipelines.cli import main
 from feedbench.pipelines.harness.grid import make_row
 from feedbench.pipelines.harness.plan import Cell, Settings
 from feedbench.pipelines.harness.store import ResultStore
+from feedbench.pipelines.loop.config import MeasureConfig
 
 FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))
 

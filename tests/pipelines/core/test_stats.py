@@ -2,8 +2,8 @@
 the usual wrapping of the dataset."""
 
 from feedbench.pipelines.core.frameworks import import_tensorflow
-from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead, stats_of
 from feedbench.pipelines.core.machine import usable_cpus
+from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead, stats_of
 
 
 class Reports(list):

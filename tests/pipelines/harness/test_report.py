@@ -5,12 +5,11 @@ import pytest
 from matplotlib.image import imread
 from rich.console import Console
 
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines import RunResult
-from feedbench.pipelines.harness import report
-from feedbench.pipelines.harness import sweep
+from feedbench.pipelines.harness import report, sweep
 from feedbench.pipelines.harness.grid import make_row
 from feedbench.pipelines.harness.plan import Cell, Settings
+from feedbench.pipelines.loop.config import MeasureConfig
 
 
 @pytest.fixture(scope="module")

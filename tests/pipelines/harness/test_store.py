@@ -8,11 +8,11 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines import ConfigError, DatasetError, RunResult
-from feedbench.pipelines.harness.plan import Settings
 from feedbench.pipelines.harness import store as store_module
+from feedbench.pipelines.harness.plan import Settings
 from feedbench.pipelines.harness.store import ResultStore, write_atomically
+from feedbench.pipelines.loop.config import MeasureConfig
 
 
 def test_store_writes_json_and_parquet_row_by_row_and_replaces_a_cell(settings, tmp_path, fake_row):

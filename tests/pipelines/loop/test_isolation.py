@@ -7,8 +7,8 @@ import time
 import psutil
 import pytest
 
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines import ConfigError, RunSpec, run_isolated
+from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.truth.synthetic import SleepProducer, cpu_bound_loader, misbehaving
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from feedbench.pipelines.core.stats import LoaderStats
 from feedbench.pipelines import BatchError, ConfigError, LoaderError, LoaderTimeout, Workload, measure
+from feedbench.pipelines.core.stats import LoaderStats
 from feedbench.pipelines.truth.synthetic import SleepProducer
 
 

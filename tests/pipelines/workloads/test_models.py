@@ -10,7 +10,9 @@ import json
 import pytest
 import torch
 
+from feedbench.pipelines.core.errors import BatchError, ConfigError
 from feedbench.pipelines.core.stats import LoaderStats
+from feedbench.pipelines.workloads import parse_workload
 from feedbench.pipelines.workloads.models import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -21,8 +23,6 @@ from feedbench.pipelines.workloads.models import (
     ResNet50,
     TextClassifier,
 )
-from feedbench.pipelines.core.errors import BatchError, ConfigError
-from feedbench.pipelines.workloads import parse_workload
 
 CPU = torch.device("cpu")
 
