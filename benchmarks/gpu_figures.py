@@ -73,7 +73,8 @@ def feed(workers: int, out: Path) -> None:
     for output in ("float", "uint8"):
         row = _image_run(workers, workers + 1, "resnet50", "cuda", output=output)
         rows.append(row)
-        print(f"feed {row.get('workload') or 'resnet50'} output={output:5s} workers={workers}: {_line(row)}", flush=True)
+        print(f"feed {row.get('workload') or 'resnet50'} output={output:5s} workers={workers}: {_line(row)}",
+              flush=True)
         (out / "feed.json").write_text(json.dumps(rows, indent=1, default=str))
 
 

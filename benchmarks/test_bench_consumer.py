@@ -43,7 +43,8 @@ def test_loop_against_a_bare_for_loop(benchmark, workload, device):
     dev = resolve_device(device)
     bare = statistics.median(_bare(batches[:STEPS], workload, dev) for _ in range(3))
     result = benchmark.pedantic(
-        measure, args=(batches,), kwargs={"workload": workload, "device": device, "steps": STEPS, "warmup": 5, "cycle": False},
+        measure, args=(batches,),
+        kwargs={"workload": workload, "device": device, "steps": STEPS, "warmup": 5, "cycle": False},
         rounds=3,
     )
     ratio = result.batches_per_s / bare

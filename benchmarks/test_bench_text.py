@@ -11,8 +11,9 @@ is cached after the first run of each tokenizer.
 
 The default set (about two minutes on 2 cores): regex and spaCy on one core in both
 frameworks, regex at all cores in both, spaCy in tf.data against the native regex, and the
-padding. ``--feedbench-full`` adds NLTK everywhere and spaCy in torch at all cores. No target is asserted here (the issue
-sets none for text speed); the figures and what they show are in docs/text.md.
+padding. ``--feedbench-full`` adds NLTK everywhere and spaCy in torch at all cores. No target is
+asserted here (the issue sets none for text speed); the figures and what they show are in
+docs/text.md.
 """
 
 import os
@@ -37,7 +38,10 @@ def _run(framework, tokenizer, workers):
     data = default_text(n=DOCUMENTS)
     options = {"tokenizer": tokenizer, "batch_size": BATCH, "workers": workers, "max_len": MAX_LEN, "seed": 0}
     config = registry.make_config("text", framework, options)
-    spec = RunSpec(registry.loader_factory("text", framework, data.root, config), MeasureConfig(workload="emulated:0.1ms", device="cpu", steps=STEPS, warmup=WARMUP, cpus=workers, limit_s=600), config={"framework": framework, **options})
+    spec = RunSpec(registry.loader_factory("text", framework, data.root, config),
+                   MeasureConfig(workload="emulated:0.1ms", device="cpu", steps=STEPS, warmup=WARMUP, cpus=workers,
+                                 limit_s=600),
+                   config={"framework": framework, **options})
     result = run_isolated(spec)
     assert result.ok, result.error
     return result
@@ -52,7 +56,8 @@ def _measured(benchmark, framework, tokenizer, workers):
 
 
 FULL = pytest.mark.full
-CASES = [(f, t) if t != "nltk" else pytest.param(f, t, marks=FULL) for t in ("regex", "nltk", "spacy") for f in ("torch", "tf")]
+CASES = [(f, t) if t != "nltk" else pytest.param(f, t, marks=FULL)
+         for t in ("regex", "nltk", "spacy") for f in ("torch", "tf")]
 # tf.data with a Python tokenizer at all cores is the next test's subject, not repeated here.
 SCALING = [("torch", "regex"), ("tf", "regex"), pytest.param("torch", "spacy", marks=FULL),
            pytest.param("torch", "nltk", marks=FULL)]
@@ -84,7 +89,8 @@ def test_python_tokenizers_in_tf_data_against_the_native_regex(benchmark, tokeni
     native = _rates.get(("tf", "regex", CORES)) or _run("tf", "regex", CORES).samples_per_s
     result = _measured(benchmark, "tf", tokenizer, CORES)
     one = _rates.get(("tf", tokenizer, 1))
-    record_result(benchmark, result, native_regex_documents_per_s=native, python_over_native=result.samples_per_s / native,
+    record_result(benchmark, result, native_regex_documents_per_s=native,
+                  python_over_native=result.samples_per_s / native,
                   scaling_efficiency=result.samples_per_s / (CORES * one) if one else None, tokenizer=tokenizer,
                   cores=CORES)
 

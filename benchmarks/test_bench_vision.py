@@ -41,7 +41,9 @@ _rates: dict[tuple[str, object], float] = {}
 def _run(framework, workers, cpus):
     data = default_images(n=IMAGES)
     config = registry.make_config("image", framework, {"batch_size": BATCH, "workers": workers, "seed": 0})
-    spec = RunSpec(registry.loader_factory("image", framework, data.root, config), MeasureConfig(workload="emulated:0.1ms", device="cpu", steps=STEPS, warmup=WARMUP, cpus=cpus), config={"framework": framework, "workers": workers})
+    spec = RunSpec(registry.loader_factory("image", framework, data.root, config),
+                   MeasureConfig(workload="emulated:0.1ms", device="cpu", steps=STEPS, warmup=WARMUP, cpus=cpus),
+                   config={"framework": framework, "workers": workers})
     return run_isolated(spec)
 
 
@@ -62,8 +64,8 @@ def test_train_pipeline_scaling(benchmark, framework, workers):
     _rates[(framework, workers)] = result.samples_per_s
     one = _rates.get((framework, 1))
     efficiency = result.samples_per_s / (workers * one) if one else None
-    record_result(benchmark, result, samples_per_s_rounds=rounds, images_per_s_per_worker=result.samples_per_s / workers,
-                  scaling_efficiency=efficiency, cores=CORES)
+    record_result(benchmark, result, samples_per_s_rounds=rounds,
+                  images_per_s_per_worker=result.samples_per_s / workers, scaling_efficiency=efficiency, cores=CORES)
     if efficiency is not None:
         assert efficiency >= 0.85, f"{framework} at {workers} workers: {efficiency:.0%} of {workers} x one worker"
 
@@ -75,4 +77,5 @@ def test_tf_autotune_against_the_best_fixed_setting(benchmark):
     best = max(fixed) if fixed else None
     record_result(benchmark, result, samples_per_s_rounds=rounds, best_fixed_images_per_s=best, cores=CORES)
     if best:
-        assert result.samples_per_s >= 0.9 * best, f"AUTOTUNE {result.samples_per_s:.0f} images/s, best fixed {best:.0f}"
+        assert result.samples_per_s >= 0.9 * best, (f"AUTOTUNE {result.samples_per_s:.0f} images/s, "
+                                                     f"best fixed {best:.0f}")

@@ -182,7 +182,8 @@ def paint(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     # nearest-neighbour upsampling are invisible, and a smooth upsampling costs more than
     # the JPEG encoding), then solid shapes at full resolution for edges and occlusion.
     tone = rng.uniform(60.0, 190.0, 3)
-    scene = _smooth_field(rng, max(2, width // 2), max(2, height // 2), cells=int(rng.integers(3, 7)), mode="RGB", tone=tone)
+    scene = _smooth_field(rng, max(2, width // 2), max(2, height // 2), cells=int(rng.integers(3, 7)), mode="RGB",
+                          tone=tone)
     scene = scene.resize((width, height), Image.NEAREST)
     _draw_objects(rng, scene, tone)
     pixels = np.asarray(scene, dtype=np.int16)

@@ -140,7 +140,8 @@ def make_image_folder(
         for label in range(classes):
             (tmp / class_name(label)).mkdir()
         entries: list[dict] = []
-        for chunk in map_chunks(_paint_chunk, chunked(n, _CHUNK), (str(tmp), params), workers=workers, progress=progress):
+        for chunk in map_chunks(_paint_chunk, chunked(n, _CHUNK), (str(tmp), params), workers=workers,
+                                progress=progress):
             entries.extend(chunk)
         manifest = _store.write_manifest(tmp, KIND, params, entries, classes=[class_name(c) for c in range(classes)])
     return _store.finished(root, manifest)

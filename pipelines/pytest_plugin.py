@@ -268,7 +268,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     ordered = sorted(rows.values(), key=lambda row: row.group)  # stable: run order within a group
     table = [("Name", *_COLUMNS)] + [(row.name, *_cells(row.result)) for row in ordered]
     full = [line for line in table if len(line) == len(table[0])]  # a failed run's one cell spans the row
-    widths = [max(len(line[0]) for line in table)] + [max(len(line[i]) for line in full) for i in range(1, len(table[0]))]
+    widths = [max(len(line[0]) for line in table)] + [max(len(line[i]) for line in full)
+                                                     for i in range(1, len(table[0]))]
     tr = terminalreporter
     tr.ensure_newline()
     tr.write_sep("-", f"feedbench: loader figures ({len(rows)} benchmark{'s' if len(rows) > 1 else ''})", yellow=True)

@@ -76,8 +76,9 @@ _TF = dict(label="tf.data", workers="threads of the map's num_parallel_calls",
            "background thread", autotune="tf.data's own tuning of parallel calls and buffers", tunes_itself=True)
 
 BACKENDS: tuple[Backend, ...] = (
-    Backend("image", "torch", "feedbench.vision._common:ImageConfig", "feedbench.vision.torch_pipeline:build_torch_loader",
-            "feedbench.vision.torch_pipeline:torch_loader", "feedbench.vision._common:resolve_source", **_TORCH),
+    Backend("image", "torch", "feedbench.vision._common:ImageConfig",
+            "feedbench.vision.torch_pipeline:build_torch_loader", "feedbench.vision.torch_pipeline:torch_loader",
+            "feedbench.vision._common:resolve_source", **_TORCH),
     Backend("image", "tf", "feedbench.vision._common:ImageConfig", "feedbench.vision.tf_pipeline:build_tf_dataset",
             "feedbench.vision.tf_pipeline:tf_dataset", "feedbench.vision._common:resolve_source", **_TF),
     Backend("text", "torch", "feedbench.text._config:TextConfig", "feedbench.text.torch_pipeline:build_torch_loader",

@@ -66,7 +66,8 @@ class TextConfig:
             object.__setattr__(self, "vocab", os.fspath(self.vocab))
         check_name(self.tokenizer)
         if self.vocab is not None and not isinstance(self.vocab, (Vocab, str)):
-            raise ConfigError(f"vocab must be a Vocab, the path of a saved one, or None, got {type(self.vocab).__name__}")
+            raise ConfigError("vocab must be a Vocab, the path of a saved one, or None, "
+                              f"got {type(self.vocab).__name__}")
         if isinstance(self.vocab, Vocab):
             self.vocab.check(self.tokenizer, self.lowercase)
         checks.positive_int("max_len", self.max_len)
@@ -74,7 +75,8 @@ class TextConfig:
         checks.positive_int("min_freq", self.min_freq)
         if self.max_size is not None and (isinstance(self.max_size, bool) or not isinstance(self.max_size, int)
                                           or self.max_size < 2):
-            raise ConfigError(f"max_size must be an integer >= 2 (the two special tokens) or None, got {self.max_size!r}")
+            raise ConfigError("max_size must be an integer >= 2 (the two special tokens) or None, "
+                              f"got {self.max_size!r}")
         checks.count_or_autotune("workers", self.workers)
         checks.count_or_autotune("prefetch", self.prefetch)
         checks.choice("on_error", self.on_error, ON_ERROR)

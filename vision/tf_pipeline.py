@@ -176,7 +176,8 @@ def _examples(builder: Any) -> tf.data.Dataset:
     missing = {"image", "label"} - set(features.keys())
     if missing:
         raise DatasetError(f"TFDS dataset {builder.name}: no feature(s) {', '.join(sorted(missing))}")
-    examples = builder.as_dataset(split=_TFDS_SPLIT, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+    examples = builder.as_dataset(split=_TFDS_SPLIT, shuffle_files=False,
+                                  decoders={"image": tfds.decode.SkipDecoding()})
     return examples.map(lambda example: (example["image"], tf.cast(example["label"], tf.int64)))
 
 

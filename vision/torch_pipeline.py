@@ -120,7 +120,9 @@ class _EpochSampler(torch.utils.data.Sampler):
             yield epoch, int(index)
 
 
-def _collate(samples: list[tuple[torch.Tensor | None, int, str | None]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def _collate(
+    samples: list[tuple[torch.Tensor | None, int, str | None]],
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Stacks the good samples into one images tensor; keeps the reasons for the bad ones."""
     good = [(image, label) for image, label, _ in samples if image is not None]
     problems = [problem for _, _, problem in samples if problem is not None]

@@ -76,7 +76,8 @@ def compare(settings: Settings, frameworks: list[str], workers: list, out: Path,
     with ResultStore.open(out, settings, resume=resume, retry_failed=retry_failed) as store:
         grid = cells(frameworks, workers)
         todo = sum(store.measured(cell) is None for cell in grid)
-        lines = [f"{len(grid) - todo} of {len(grid)} cells were already in {out}; ran {todo}"] if todo < len(grid) else []
+        lines = ([f"{len(grid) - todo} of {len(grid)} cells were already in {out}; ran {todo}"]
+                 if todo < len(grid) else [])
         try:
             with cell_progress(what, todo) as (start, done):
                 run_grid(settings, grid, store, command="compare", on_start=start, on_done=done)

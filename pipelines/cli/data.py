@@ -51,7 +51,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="processes to generate with (default: all cores)")
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace a feedbench dataset made with other arguments (never other files)"
+        "--overwrite", action="store_true",
+        help="replace a feedbench dataset made with other arguments (never other files)",
     )
 
 

@@ -24,11 +24,13 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("what is measured, and how (the same for every run of a command)")
     group.add_argument("--task", required=True, help=f"the task: {', '.join(registry.tasks())}")
     group.add_argument("--data", required=True, metavar="PATH",
-                       help="the dataset: an ImageFolder or Parquet shards (image); a corpus folder, JSONL or Parquet (text)")
+                       help="the dataset: an ImageFolder or Parquet shards (image); "
+                            "a corpus folder, JSONL or Parquet (text)")
     group.add_argument("--batch-size", type=int, metavar="B", help="samples per batch (default: the pipeline's, 64)")
     group.add_argument("--tokenizer", help="text only: spacy, nltk or regex (default: the pipeline's, spacy)")
     group.add_argument("--option", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                       help="any other pipeline option, e.g. --option image_size=160 --option output=uint8 (repeatable)")
+                       help="any other pipeline option, e.g. --option image_size=160 --option output=uint8 "
+                            "(repeatable)")
     add_options(group.add_argument, skip=("cycle",))
 
 

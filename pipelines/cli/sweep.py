@@ -31,9 +31,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--out", required=True, metavar="DIR", help="folder for the results, plots and report")
     sweep.add_argument("--target-au", type=float, default=0.9, metavar="AU",
                        help="accelerator utilization to reach, in (0, 1] (default 0.9)")
-    sweep.add_argument("--max-workers", type=int, metavar="N", help="largest count to try (default: the CPUs of --cpus, else all usable)")
+    sweep.add_argument("--max-workers", type=int, metavar="N",
+                       help="largest count to try (default: the CPUs of --cpus, else all usable)")
     sweep.add_argument("--min-workers", type=int, default=1, metavar="N", help="smallest count to try (default 1)")
-    sweep.add_argument("--exhaustive", action="store_true", help="measure every count from --min-workers to --max-workers")
+    sweep.add_argument("--exhaustive", action="store_true",
+                       help="measure every count from --min-workers to --max-workers")
     sweep.add_argument("--resume", action="store_true", help="reuse the runs already in DIR (same settings only)")
     sweep.add_argument("--retry-failed", action="store_true",
                        help="with --resume: measure the counts whose saved run failed again")
@@ -56,7 +58,8 @@ def _run(args: argparse.Namespace) -> list[str]:
         raise ConfigError(f"--target-au must be in (0, 1], got {args.target_au}")
     max_workers = args.max_workers if args.max_workers is not None else settings.cpus
     if args.min_workers < 0 or max_workers < max(args.min_workers, 1):
-        raise ConfigError(f"--min-workers {args.min_workers} and --max-workers {max_workers}: need 0 <= min <= max, max >= 1")
+        raise ConfigError(f"--min-workers {args.min_workers} and --max-workers {max_workers}: "
+                          "need 0 <= min <= max, max >= 1")
     out = Path(args.out)
     check_retry(args)
     with ResultStore.open(out, settings, resume=args.resume, retry_failed=args.retry_failed) as store:
@@ -64,8 +67,8 @@ def _run(args: argparse.Namespace) -> list[str]:
             with cell_progress(f"sweep {args.framework}", None) as (start, done):
                 measure = Measurer(settings, args.framework, store, on_start=start, on_done=done)
                 chosen = recommend(measure, max_workers=max_workers, target_au=args.target_au,
-                                   autotune=registry.backend(settings.task, args.framework).tunes_itself, exhaustive=args.exhaustive,
-                                   min_workers=args.min_workers)
+                                   autotune=registry.backend(settings.task, args.framework).tunes_itself,
+                                   exhaustive=args.exhaustive, min_workers=args.min_workers)
         except KeyboardInterrupt:
             print(f"feedbench: the runs measured so far are saved in {out}; the same command with --resume reuses them",
                   file=sys.stderr)

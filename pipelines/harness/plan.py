@@ -42,7 +42,8 @@ class Settings:
         if not isinstance(self.measure, MeasureConfig):
             raise ConfigError(f"Settings.measure must be a MeasureConfig, got {type(self.measure).__name__}")
         if not isinstance(self.measure.workload, str):
-            raise ConfigError("a grid's workload must be a name (emulated:<time>, resnet50, ...), not a Workload object")
+            raise ConfigError("a grid's workload must be a name (emulated:<time>, resnet50, ...), "
+                              "not a Workload object")
         object.__setattr__(self, "data", str(Path(self.data).expanduser().resolve()))
         object.__setattr__(self, "measure", self.measure.with_cpus())
         object.__setattr__(self, "options", dict(self.options))

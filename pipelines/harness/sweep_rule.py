@@ -11,12 +11,12 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.loop.result import RunResult
 
-Workers = Union[int, str]  # a count, or AUTOTUNE
+Workers = int | str  # a count, or AUTOTUNE
 
 Measure = Callable[[Workers], RunResult]
 
@@ -192,8 +192,8 @@ def reason(results: Mapping[Workers, RunResult], choice: Workers | None, reached
     result = results[choice]
     best_workers, top = best_fixed(results)
     if choice == AUTOTUNE:
-        rival = f"best fixed: {count_words(best_workers)}, {figures(results[best_workers])}" if best_workers is not None \
-            else "no fixed count succeeded"
+        rival = f"best fixed: {count_words(best_workers)}, {figures(results[best_workers])}" \
+            if best_workers is not None else "no fixed count succeeded"
         if reached:
             return (f"autotune reaches AU {result.accelerator_utilization:.2f} >= {target:.2f}; "
                     f"no fixed count measured does ({rival})")

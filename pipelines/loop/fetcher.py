@@ -34,7 +34,7 @@ class Fetcher:
                     self._answers.put(("ok", next(self._iterator)))
             except StopIteration:
                 self._answers.put(("end", None))
-            except BaseException as exc:  # handed to the loop, which raises it with the step
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop, which raises it with the step
                 self._answers.put(("error", exc))
         self._iterator = None  # lets a DataLoader's workers shut down
 

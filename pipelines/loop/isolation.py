@@ -122,9 +122,10 @@ def run_isolated(spec: RunSpec) -> RunResult:
     """Runs one measured run in a fresh spawned subprocess and returns its RunResult.
 
     Raises ConfigError only when the spec cannot be sent to the child (an unpicklable
-    loader factory, such as a lambda). Never raises for what happens in the child: a crash, a kill (the out-of-memory killer
-    sends SIGKILL) or a run past ``spec.measure.limit_s`` becomes ``RunResult.failed`` with the
-    reason, and the child's whole process tree is gone when this returns.
+    loader factory, such as a lambda). Never raises for what happens in the child: a crash, a
+    kill (the out-of-memory killer sends SIGKILL) or a run past ``spec.measure.limit_s`` becomes
+    ``RunResult.failed`` with the reason, and the child's whole process tree is gone when this
+    returns.
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)

@@ -137,7 +137,8 @@ def measure_with(batches: Iterable[Any], settings: MeasureConfig, config: Mappin
 class _Loop:
     """One run of :func:`measure`: state shared by its phases."""
 
-    def __init__(self, batches: Iterable[Any], workload: Workload, device: torch.device, timeout: float, cycle: bool) -> None:
+    def __init__(self, batches: Iterable[Any], workload: Workload, device: torch.device, timeout: float,
+                 cycle: bool) -> None:
         self.batches = batches
         self.workload = workload
         self.device = device
@@ -156,7 +157,8 @@ class _Loop:
         self.sampler.stop()
 
     def _where(self) -> str:
-        phase = f"warm-up step {self.step_number} of {self.warmup_steps}" if self.step_number <= self.warmup_steps else ""
+        phase = (f"warm-up step {self.step_number} of {self.warmup_steps}"
+                 if self.step_number <= self.warmup_steps else "")
         return f"step {self.step_number}" + (f" ({phase})" if phase else "")
 
     def _call(self, request: str) -> tuple[str, Any]:
@@ -165,7 +167,8 @@ class _Loop:
         except queue.Empty:
             raise LoaderTimeout(f"no batch from the loader after {self.timeout:g} s at {self._where()}") from None
         if kind == "error":
-            raise LoaderError(f"the loader raised at {self._where()}: {type(value).__name__}: {one_line(value)}") from value
+            raise LoaderError(f"the loader raised at {self._where()}: "
+                              f"{type(value).__name__}: {one_line(value)}") from value
         return kind, value
 
     def _start_epoch(self) -> None:
@@ -216,7 +219,8 @@ class _Loop:
         for _ in range(warmup - 1):
             raw = self.fetch()
             if raw is None:
-                raise LoaderError(f"the loader ended after {self.step_number - 1} batches, within the {warmup} warm-up steps")
+                raise LoaderError(f"the loader ended after {self.step_number - 1} batches, "
+                                  f"within the {warmup} warm-up steps")
             self._paced_step(to_device(self.prepare(raw)[0], self.device), pending)
         self.synchronize()
         timings, stop_reason, window_s = self._measure(steps, seconds)
@@ -269,7 +273,8 @@ class _Loop:
         except FeedbenchError:
             raise
         except Exception as exc:
-            raise WorkloadError(f"the workload raised at {self._where()}: {type(exc).__name__}: {one_line(exc)}") from exc
+            raise WorkloadError(f"the workload raised at {self._where()}: "
+                                f"{type(exc).__name__}: {one_line(exc)}") from exc
 
     def _paced_step(self, batch: Any, pending: list[Any]) -> None:
         """A warm-up step; on CUDA at most _IN_FLIGHT queued, as in the window, so that the

@@ -42,9 +42,11 @@ class SleepProducer:
         side: Image height and width.
     """
 
-    def __init__(self, batch_s: float, *, batches: int | None = None, batch_size: int = 8, prefetch: int = 0, side: int = 8) -> None:
+    def __init__(self, batch_s: float, *, batches: int | None = None, batch_size: int = 8, prefetch: int = 0,
+                 side: int = 8) -> None:
         if batch_s < 0 or prefetch < 0 or batch_size <= 0:
-            raise ConfigError(f"SleepProducer needs batch_s >= 0, prefetch >= 0, batch_size > 0; got {batch_s}, {prefetch}, {batch_size}")
+            raise ConfigError("SleepProducer needs batch_s >= 0, prefetch >= 0, batch_size > 0; "
+                              f"got {batch_s}, {prefetch}, {batch_size}")
         self.batch_s, self.batches, self.batch_size = batch_s, batches, batch_size
         self.prefetch, self.side = prefetch, side
 

@@ -100,7 +100,8 @@ class Check:
 
 def run_case(case: Case, *, device: str = "cpu", steps: int = 60, warmup: int = 8) -> Check:
     """Measures one case; the warm-up outlasts the producer's prefetch depth."""
-    result = measure(case.loader(), workload=f"emulated:{case.step_s * 1e3:g}ms", device=device, steps=steps, warmup=warmup)
+    result = measure(case.loader(), workload=f"emulated:{case.step_s * 1e3:g}ms", device=device, steps=steps,
+                     warmup=warmup)
     return Check(case, result, case.truth(result.device.split(":")[0]))
 
 
@@ -114,7 +115,8 @@ def _row(check: Check) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m feedbench.pipelines.truth.validate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m feedbench.pipelines.truth.validate",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--steps", type=int, default=60, help="measured steps per case (default 60)")
     parser.add_argument("--json", help="write every case's result and truth to this file")
@@ -126,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_row(checks[-1]), flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump([{"case": asdict(c.case), "truth": asdict(c.truth), "result": c.result.to_dict(), "passed": c.passed}
+            json.dump([{"case": asdict(c.case), "truth": asdict(c.truth), "result": c.result.to_dict(),
+                        "passed": c.passed}
                        for c in checks], handle, indent=1)
     failed = [c.case.name for c in checks if not c.passed]
     print(f"{len(checks) - len(failed)} passed, {len(failed)} failed" + (f": {', '.join(failed)}" if failed else ""))

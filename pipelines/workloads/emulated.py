@@ -13,9 +13,10 @@ from feedbench.pipelines.workloads.base import Workload
 class Emulated(Workload):
     """A fixed time per step that leaves the CPU free.
 
-    On the CPU the step sleeps (to the microsecond: see ``_clock``); on CUDA it launches ``torch.cuda._sleep``, a kernel that spins
-    for a number of GPU clock cycles, calibrated against CUDA events at setup so that one
-    step keeps the device busy for `seconds` while the host goes on.
+    On the CPU the step sleeps (to the microsecond: see ``_clock``); on CUDA it launches
+    ``torch.cuda._sleep``, a kernel that spins for a number of GPU clock cycles, calibrated
+    against CUDA events at setup so that one step keeps the device busy for `seconds` while the
+    host goes on.
 
     Args:
         seconds: Device time per step.

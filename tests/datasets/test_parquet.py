@@ -8,7 +8,8 @@ from feedbench.pipelines.core.errors import ConfigError, DatasetError
 
 @pytest.fixture(scope="module")
 def image_shards(image_folder, tmp_path_factory):
-    return make_image_shards(image_folder.root, tmp_path_factory.mktemp("s") / "shards", rows_per_group=8, rows_per_shard=16)
+    return make_image_shards(image_folder.root, tmp_path_factory.mktemp("s") / "shards", rows_per_group=8,
+                             rows_per_shard=16)
 
 
 def test_image_shards_hold_the_files_bytes_and_labels(image_folder, image_shards):
@@ -84,7 +85,8 @@ def test_bad_image_folders_are_named(tmp_path, layout):
     if layout == "class-without-images":
         (root / "cats").mkdir()
         (root / "cats" / "readme.txt").write_text("x")
-    expected = {"missing": "no such image folder", "empty": "no class folders", "class-without-images": "cats: class folder with no image"}
+    expected = {"missing": "no such image folder", "empty": "no class folders",
+                "class-without-images": "cats: class folder with no image"}
     with pytest.raises(DatasetError, match=expected[layout]):
         make_image_shards(root, tmp_path / "out")
     assert not (tmp_path / "out").exists()

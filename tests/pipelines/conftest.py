@@ -18,7 +18,8 @@ TINY = {"batch_size": 4, "image_size": 32}
 @pytest.fixture
 def settings(small_folder):
     """Grid settings for the small image folder: tiny images, 5 steps, a 5 ms emulated step."""
-    return Settings(task="image", data=small_folder.root, measure=MeasureConfig(workload="emulated:5ms", device="cpu", steps=5), options=TINY)
+    return Settings(task="image", data=small_folder.root,
+                    measure=MeasureConfig(workload="emulated:5ms", device="cpu", steps=5), options=TINY)
 
 
 def _fake_row(settings, framework, workers, rate=100.0, ok=True):

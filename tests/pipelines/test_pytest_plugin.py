@@ -143,7 +143,8 @@ def test_summary_follows_pytest_benchmarks_table_with_one_row_per_loader(pyteste
     table = next(i for i, line in enumerate(lines) if re.search(r"benchmark: 3 tests", line))
     start, rows = _summary_rows(lines)
     assert start > table
-    assert lines[start + 1].split() == ["Name", "samples/s", "starvation", "AU", "input-bound", "peak", "RSS", "MB", "skipped"]
+    assert lines[start + 1].split() == ["Name", "samples/s", "starvation", "AU", "input-bound", "peak", "RSS", "MB",
+                                        "skipped"]
     assert set(rows) == {"test_free", "test_slow"}  # the plain benchmark has no RunResult
     recorded = {name: bench["extra_info"].get("run_result") for name, bench in _json(pytester).items()}
     for name, verdict, skipped in (("test_free", "not", "3"), ("test_slow", "highly", "0")):

@@ -53,8 +53,10 @@ def test_every_entry_is_complete(entry):
 def test_an_incomplete_entry_is_caught():
     good = BACKENDS[0]
     assert problems(dataclasses.replace(good, label=" ")) == ["label is empty"]
-    assert "does not import" in problems(dataclasses.replace(good, builder="feedbench.vision.torch_pipeline:nothing"))[0]
-    wrong = dataclasses.replace(good, factory="feedbench.text.torch_pipeline:torch_loader")  # text keywords, image config
+    assert "does not import" in problems(dataclasses.replace(good,
+                                                             builder="feedbench.vision.torch_pipeline:nothing"))[0]
+    # text keywords, image config
+    wrong = dataclasses.replace(good, factory="feedbench.text.torch_pipeline:torch_loader")
     assert "keywords differ" in problems(wrong)[0]
 
 

@@ -46,7 +46,8 @@ _AWKWARD = (
     "日本語のテキスト。中文，标点！「引用」【括弧】『二重』〜波",
     "한국어 텍스트입니다. 混合 mixed テキスト123。",
     # emoji: modifiers, ZWJ sequences, flags, keycaps, variation selectors
-    "Nice 👍🏽 family 👨\u200d👩\u200d👧\u200d👦 flags 🇯🇵🇺🇸 keycap 1\ufe0f\u20e3 heart ❤\ufe0f rainbow 🏳\ufe0f\u200d🌈!",
+    "Nice 👍🏽 family 👨\u200d👩\u200d👧\u200d👦 flags 🇯🇵🇺🇸 "
+    "keycap 1\ufe0f\u20e3 heart ❤\ufe0f rainbow 🏳\ufe0f\u200d🌈!",
     "emoji-only:😀😃😄",
     # control whitespace
     "tabs\tbetween\twords\nnew line\r\nwindows line\rcarriage\x0bvertical\x0cform feed",

@@ -89,7 +89,8 @@ def test_the_factory_runs_isolated_and_reports_skips(tmp_path, framework):
 @FRAMEWORKS
 def test_measure_reads_the_skip_count(tmp_path, framework):
     corpus = tmp_path / "c.jsonl"
-    corpus.write_bytes(b'{"text": "fine", "label": 1}\n{"text": "\xff", "label": 1}\n{"text": "also fine", "label": 0}\n')
+    corpus.write_bytes(b'{"text": "fine", "label": 1}\n{"text": "\xff", "label": 1}\n'
+                       b'{"text": "also fine", "label": 0}\n')
     loader = FACTORIES[framework](corpus, on_error="skip", tokenizer="regex", batch_size=1, workers=0)
     assert measure(loader, workload="emulated:1ms", device="cpu", steps=4, warmup=1).skipped == 1
 

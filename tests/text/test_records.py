@@ -106,7 +106,9 @@ def test_from_records_decodes_bytes_and_names_where(tmp_path):
 
 # Parquet -------------------------------------------------------------------------------------
 
-def write_parquet(path, texts, labels, text_type=pa.string()):
+def write_parquet(path, texts, labels, text_type=None):
+    if text_type is None:
+        text_type = pa.string()
     pq.write_table(pa.table({"text": pa.array(texts, text_type), "label": pa.array(labels, pa.int64())}), path)
     return path
 

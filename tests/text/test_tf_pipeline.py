@@ -154,7 +154,8 @@ def test_bad_tfds_examples_are_named_and_skipped():
     with pytest.raises(DatasetError, match="TFDS example 1: empty document"):
         tf_dataset(examples, tokenizer="regex", workers=0)
     dataset = tf_dataset(examples, tokenizer="regex", workers=0, on_error="skip", shuffle=False, bucket=False)
-    assert stats_of(dataset).skipped == 1 and rows(epoch(dataset)) == [([4, 3, 2], 0), ([5], 1)]  # ids by count, then code points
+    # ids by count, then code points
+    assert stats_of(dataset).skipped == 1 and rows(epoch(dataset)) == [([4, 3, 2], 0), ([5], 1)]
     with pytest.raises(DatasetError, match="no feature.* label"):
         tf_dataset(tf.data.Dataset.from_tensor_slices({"text": ["a"]}), tokenizer="regex", workers=0)
 
@@ -166,4 +167,5 @@ def test_awkward_documents_tokenize_in_the_map_like_the_reference(tmp_path):
     source = write_documents(tmp_path / "w.jsonl", texts, [0] * len(texts))
     for workers in (0, 2):
         dataset = tf_dataset(source, tokenizer="regex", batch_size=2, workers=workers, shuffle=False, bucket=False)
-        assert rows(epoch(dataset)) == [(ids, 0) for ids in reference(texts, build_vocab(source, tokenizer="regex"), 512)]
+        assert rows(epoch(dataset)) == [(ids, 0)
+                                        for ids in reference(texts, build_vocab(source, tokenizer="regex"), 512)]

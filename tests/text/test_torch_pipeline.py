@@ -74,7 +74,8 @@ def test_buckets_pad_less_than_plain_batches(text_corpus):
     boundaries = bucket_boundaries(512)
     assert all(len({bucket_of(int(n), boundaries) for n in b[1]}) == 1 for b in bucketed)
     assert sum(len(b[2]) for b in bucketed) == sum(len(b[2]) for b in plain) == 300
-    assert padding_fraction(bucketed) < padding_fraction(plain) / 2, (padding_fraction(bucketed), padding_fraction(plain))
+    assert padding_fraction(bucketed) < padding_fraction(plain) / 2, (padding_fraction(bucketed),
+                                                                      padding_fraction(plain))
 
 
 def test_a_seed_repeats_its_batches_with_any_number_of_workers(text_corpus):
@@ -131,7 +132,8 @@ def test_a_saved_vocabulary_file_encodes_the_documents(tmp_path, documents):
     texts, labels = documents
     vocab = Vocab.build(texts[:50], tokenizer_name="regex", lowercase=True, max_size=200)
     path = vocab.save(tmp_path / "vocab.json")
-    source = write_jsonl(tmp_path / "b.jsonl", [json.dumps({"text": t, "label": y}) for t, y in zip(texts, labels)][:40])
+    source = write_jsonl(tmp_path / "b.jsonl",
+                         [json.dumps({"text": t, "label": y}) for t, y in zip(texts, labels)][:40])
     loader = torch_loader(source, tokenizer="regex", vocab=str(path), max_len=100, batch_size=16, workers=0,
                           shuffle=False, bucket=False)
     assert loader.vocab == vocab and len(loader.vocab) == 200
@@ -142,7 +144,8 @@ def test_a_saved_vocabulary_file_encodes_the_documents(tmp_path, documents):
 
 def test_spacy_tokenizes_in_the_workers_like_the_reference(tmp_path, documents):
     texts, labels = documents
-    source = write_jsonl(tmp_path / "c.jsonl", [json.dumps({"text": t, "label": y}) for t, y in zip(texts[:24], labels)])
+    source = write_jsonl(tmp_path / "c.jsonl",
+                         [json.dumps({"text": t, "label": y}) for t, y in zip(texts[:24], labels)])
     loader = torch_loader(source, max_len=512, batch_size=8, workers=2, shuffle=False, bucket=False)
     assert loader.config.tokenizer == "spacy" and loader.vocab.tokenizer == "spacy"
     assert rows(loader) == list(zip(reference(texts[:24], loader.vocab, 512, "spacy"), labels[:24]))

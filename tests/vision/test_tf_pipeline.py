@@ -23,7 +23,8 @@ def _all(dataset):
 
 
 def test_eval_gives_files_in_order_and_pixels_like_pillow(small_folder, pil_eval):
-    images, labels = _all(tf_dataset(small_folder.root, train=False, shuffle=False, batch_size=5, workers=2, image_size=64))
+    images, labels = _all(tf_dataset(small_folder.root, train=False, shuffle=False, batch_size=5, workers=2,
+                                     image_size=64))
     _, samples = scan_image_folder(small_folder.root)
     assert labels.tolist() == [label for _, label in samples]
     assert len(images) == 24  # eval keeps the last short batch
@@ -39,14 +40,16 @@ def test_crop_window_is_the_common_algorithm():
     rng = np.random.default_rng(5)
     fallbacks = 0
     for case in range(300):
-        height, width = (int(rng.integers(1, 700)), int(rng.integers(1, 700))) if case % 3 else (int(rng.integers(1, 9)), 500)
+        height, width = ((int(rng.integers(1, 700)), int(rng.integers(1, 700))) if case % 3
+                         else (int(rng.integers(1, 9)), 500))
         u = rng.random(41)
         if case % 4 == 0:  # areas and ratios that never fit: the center-crop fallback
             u[0:40:4], u[1:40:4] = 0.99, rng.choice([0.0, 0.999], 10)
         expected = random_resized_crop(tuple(u[:40]), height, width)
         got = window(tf.constant(u), height, width).numpy().tolist()
         assert got == [expected.top, expected.left, expected.height, expected.width], (height, width, case)
-        fallbacks += expected.height * expected.width != height * width and expected.top == (height - expected.height) // 2
+        fallbacks += (expected.height * expected.width != height * width
+                      and expected.top == (height - expected.height) // 2)
     assert fallbacks > 20
 
 
@@ -134,7 +137,8 @@ def test_webp_and_bmp_files_decode_too(small_folder, tmp_path, pil_eval):
 @pytest.mark.parametrize(
     "data",
     [b"\xff\xd8\xff" + bytes(range(256)) * 40 + b"\xff\xd9", b"\xff\xd8\xff" + bytes(9000) + b"\xff\xd9" + bytes(3000),
-     b"\xff\xd8\xff" + bytes(9000) + b"\xff\xd9" + bytes(5000), b"\xff\xd8\xff" + bytes(20), b"\x89PNG\r\n\x1a\n" + bytes(9000),
+     b"\xff\xd8\xff" + bytes(9000) + b"\xff\xd9" + bytes(5000), b"\xff\xd8\xff" + bytes(20),
+     b"\x89PNG\r\n\x1a\n" + bytes(9000),
      b"\x89PNG\r\n\x1a\n" + bytes(9000) + b"IEND\xaeB`\x82", b"GIF89a" + bytes(9000), b"hello" * 2000, b""],
 )
 def test_the_file_check_reads_only_the_ends_but_agrees_with_reading_it_all(tmp_path, data):

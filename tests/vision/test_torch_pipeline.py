@@ -17,7 +17,8 @@ def chw(pil_eval, path, size):
 
 
 def test_eval_gives_files_in_order_and_pixels_like_pillow(small_folder, pil_eval):
-    images, labels = _all(torch_loader(small_folder.root, train=False, shuffle=False, batch_size=5, workers=0, image_size=64))
+    images, labels = _all(torch_loader(small_folder.root, train=False, shuffle=False, batch_size=5, workers=0,
+                                       image_size=64))
     _, samples = scan_image_folder(small_folder.root)
     assert labels.tolist() == [label for _, label in samples]
     assert len(images) == 24  # eval keeps the last short batch
@@ -39,7 +40,8 @@ def test_train_is_random_but_repeats_for_a_seed(small_folder):
 
 def test_train_crops_and_flips(small_folder):
     images, _ = _all(torch_loader(small_folder.root, batch_size=8, workers=0, image_size=48, output="uint8"))
-    eval_images, _ = _all(torch_loader(small_folder.root, train=False, batch_size=8, workers=0, image_size=48, output="uint8"))
+    eval_images, _ = _all(torch_loader(small_folder.root, train=False, batch_size=8, workers=0, image_size=48,
+                                       output="uint8"))
     assert images.shape[1:] == (3, 48, 48)
     assert not torch.equal(images.float().mean(0), eval_images[: len(images)].float().mean(0))
 
@@ -55,7 +57,8 @@ def test_parquet_shards_give_the_same_batches_as_the_folder(small_folder, small_
 def test_gray_cmyk_and_png_come_out_rgb(small_folder, pil_eval):
     odd = [f for f in small_folder.files if f["mode"] != "RGB" or f["format"] == "PNG"]
     assert {f["mode"] for f in odd} >= {"L", "CMYK"} and any(f["format"] == "PNG" for f in odd)
-    images, _ = _all(torch_loader(small_folder.root, train=False, shuffle=False, batch_size=24, workers=0, image_size=32))
+    images, _ = _all(torch_loader(small_folder.root, train=False, shuffle=False, batch_size=24, workers=0,
+                                  image_size=32))
     assert images.shape == (24, 3, 32, 32)
     _, samples = scan_image_folder(small_folder.root)
     by_path = {str(p): i for i, (p, _) in enumerate(samples)}

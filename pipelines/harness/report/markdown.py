@@ -31,7 +31,8 @@ REPORT_MD = "report.md"
 
 def _markdown_table(rows: Sequence[Row]) -> list[str]:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in table_cells(row)) + " |" for row in sorted_rows(rows)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in table_cells(row)) + " |"
+              for row in sorted_rows(rows)]
     return lines
 
 

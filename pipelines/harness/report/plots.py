@@ -33,7 +33,8 @@ def _series(ax: Any, rows: Sequence[Row], key: str, scale: float, x: dict, style
     frameworks = sorted({r["framework"] for r in rows})
     for framework, color in zip(frameworks, COLORS):
         mine = [r for r in rows if r["framework"] == framework]
-        counted = sorted((r for r in mine if r["workers"] != AUTOTUNE and r["ok"]), key=lambda r: workers_key(r["workers"]))
+        counted = sorted((r for r in mine if r["workers"] != AUTOTUNE and r["ok"]),
+                         key=lambda r: workers_key(r["workers"]))
         ax.plot([x[r["workers"]] for r in counted], [value_of(r, key) * scale for r in counted], style, marker="o",
                 color=color, label=f"{framework}{label_suffix}")
         for row in mine:

@@ -77,7 +77,8 @@ def context_of(rows: Sequence[Row]) -> str:
     """"emulated:20ms on cpu, 2 CPUs per run": what every run of the rows shared."""
     settings = rows[0].get("settings", {}) if rows else {}
     devices = sorted({r["device"] for r in rows if r.get("device")}) or [settings.get("device", "?")]
-    return f"{settings.get('workload', '?')} on {', '.join(devices)}, {plural(settings.get('cpus', '?'), 'CPU')} per run"
+    return (f"{settings.get('workload', '?')} on {', '.join(devices)}, "
+            f"{plural(settings.get('cpus', '?'), 'CPU')} per run")
 
 
 def title_of(rows: Sequence[Row]) -> str:

@@ -48,8 +48,9 @@ def _rate(row: Row) -> str:
 
 def _memory_line(first: Row, second: Row) -> str:
     a, b = first.get("peak_pss_bytes") or 0, second.get("peak_pss_bytes") or 0
-    line = (f"Memory at those settings: {first['framework']} peaked at {fmt_bytes(a)} PSS ({fmt_bytes(first.get('peak_rss_bytes'))} "
-            f"RSS), {second['framework']} at {fmt_bytes(b)} PSS ({fmt_bytes(second.get('peak_rss_bytes'))} RSS)")
+    line = (f"Memory at those settings: {first['framework']} peaked at {fmt_bytes(a)} PSS "
+            f"({fmt_bytes(first.get('peak_rss_bytes'))} RSS), {second['framework']} at {fmt_bytes(b)} PSS "
+            f"({fmt_bytes(second.get('peak_rss_bytes'))} RSS)")
     if a and b:
         lighter, heavier = (first, second) if a < b else (second, first)
         less = 1 - min(a, b) / max(a, b)
@@ -182,7 +183,8 @@ def verdict(rows: Sequence[Row], targets: Mapping[str, float] | None = None) -> 
     if len(ranked) == 1:
         only = ranked[0]
         lines = [f"Only {only['framework']} has results: its best is {_rate(only)} (starvation "
-                 f"{only['starvation']:.2f}, peak PSS {fmt_bytes(only.get('peak_pss_bytes'))}); nothing to compare it with."]
+                 f"{only['starvation']:.2f}, peak PSS {fmt_bytes(only.get('peak_pss_bytes'))}); "
+                 "nothing to compare it with."]
     else:
         lines = _headline(ranked, cpus) + _per_count(rows)
     return [*lines, _kept_busy(rows, targets or {}), *_unlike_settings(rows), *_short_windows(rows),

@@ -17,7 +17,8 @@ import pytest
 from feedbench.pipelines import RunResult, registry
 
 FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))
-TINY = ["--batch-size", "4", "--steps", "5", "--workload", "emulated:5ms", "--option", "image_size=32", "--device", "cpu"]
+TINY = ["--batch-size", "4", "--steps", "5", "--workload", "emulated:5ms", "--option", "image_size=32",
+        "--device", "cpu"]
 
 
 def compare(*args, timeout=600):
@@ -44,11 +45,13 @@ def test_compare_writes_a_row_per_cell_with_everything(grid):
     for row in rows:
         assert row["ok"], row["error"]
         assert set(RunResult.__dataclass_fields__) <= set(row)
-        assert row["settings"]["cpus"] == len(os.sched_getaffinity(0)) and row["config"]["cpus"] == row["settings"]["cpus"]
+        assert (row["settings"]["cpus"] == len(os.sched_getaffinity(0))
+                and row["config"]["cpus"] == row["settings"]["cpus"])
         assert row["cpu_model"] and row["cpu_cores"] >= 1 and row["torch_version"] and row["tensorflow_version"]
     table = pq.read_table(out / "results.parquet")
     assert table.num_rows == 4 and sorted(table.column("framework").to_pylist()) == ["tf", "tf", "torch", "torch"]
-    assert {"samples_per_s", "starvation", "peak_pss_bytes", "settings", "cpu_model", "torch_version"} <= set(table.schema.names)
+    assert {"samples_per_s", "starvation", "peak_pss_bytes", "settings", "cpu_model",
+            "torch_version"} <= set(table.schema.names)
     assert sorted(p.name for p in out.iterdir()) == ["memory.png", "report.md", "results.json", "results.parquet",
                                                      "throughput.png"]
 
@@ -110,7 +113,8 @@ def test_an_interrupted_grid_resumes_where_it_stopped(small_folder, tmp_path):
     assert "cells are saved in" in stderr and "--resume" in stderr and "Traceback" not in stderr
     kept = rows_in(out)
     assert len(kept) == 1  # the interrupted second cell left no row
-    assert running and not [pid for pid in running if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    assert running and not [pid for pid in running
+                            if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
 
     resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
@@ -144,7 +148,8 @@ def test_failed_cells_are_recorded_and_the_grid_goes_on(tmp_path):
     retried = rows_in(out)
     assert len(retried) == 2 and all(r["started_at"] > old["started_at"] for r, old in zip(retried, rows))
     alone = compare(*args, "--retry-failed")
-    assert alone.returncode == 1 and alone.stderr.strip() == "feedbench: error: --retry-failed needs --resume (it runs the failed cells of saved results again)"
+    assert alone.returncode == 1 and alone.stderr.strip() == ("feedbench: error: --retry-failed needs --resume "
+                                                              "(it runs the failed cells of saved results again)")
 
 
 def test_bad_grid_values_are_one_line(small_folder, tmp_path):

@@ -22,7 +22,8 @@ def test_data_image_writes_a_dataset_and_its_shards(tmp_path):
     assert "wrote 12 images" in out.stdout and "Parquet shards" in out.stdout
     manifest = json.loads((tmp_path / "img" / "manifest.json").read_text())
     assert manifest["params"]["n"] == 12 and manifest["params"]["classes"] == 3
-    assert sorted(p.name for p in (tmp_path / "img").iterdir()) == ["class_000", "class_001", "class_002", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "img").iterdir()) == ["class_000", "class_001", "class_002",
+                                                                    "manifest.json"]
     assert (tmp_path / "shards" / "part-00000.parquet").is_file()
     again = run("data", "image", str(tmp_path / "img"), "--n", "12", "--classes", "3", "--size", "80x60")
     assert again.returncode == 0 and "reused 12 images" in again.stdout

@@ -44,7 +44,8 @@ def test_demo_makes_the_datasets_compares_the_frameworks_then_resumes(tmp_path):
     assert image_rows[0]["settings"]["options"]["batch_size"] == 2
     assert "fed the consumer better" in first.stdout or "No clear winner" in first.stdout
 
-    second = subprocess.run([*args, "--out", str(out), "--resume"], capture_output=True, text=True, env=env, timeout=600)
+    second = subprocess.run([*args, "--out", str(out), "--resume"], capture_output=True, text=True, env=env,
+                            timeout=600)
     assert second.returncode == 0, second.stderr
     assert "generated" not in second.stdout and second.stdout.count("reused") == 3
     assert second.stdout.count(f"{len(registry.frameworks('image'))} of 2 cells were already in") >= 1

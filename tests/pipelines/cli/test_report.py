@@ -19,7 +19,8 @@ FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))
 
 def saved_results(small_folder, out):
     """Saves four runs into `out` (and lets go of the folder); returns their settings."""
-    settings = Settings(task="image", data=small_folder.root, measure=MeasureConfig(workload="emulated:20ms", device="cpu", cpus=1, steps=40))
+    settings = Settings(task="image", data=small_folder.root,
+                        measure=MeasureConfig(workload="emulated:20ms", device="cpu", cpus=1, steps=40))
     with ResultStore.open(out, settings, resume=False) as store:
         for framework, workers, rate in (("torch", 1, 100.0), ("torch", 2, 190.0), ("tf", 1, 120.0), ("tf", 2, 150.0)):
             result = RunResult(samples_per_s=rate, batches_per_s=rate / 32, starvation=0.4, accelerator_utilization=0.6,

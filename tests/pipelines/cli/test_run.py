@@ -17,7 +17,8 @@ TINY = ["--batch-size", "4", "--steps", "5", "--workload", "emulated:5ms", "--op
 
 def test_run_measures_once_and_prints_the_result(small_folder, tmp_path):
     out = subprocess.run([FEEDBENCH, "run", "--task", "image", "--framework", "torch", "--data", str(small_folder.root),
-                          "--workers", "1", "--device", "cpu", "--cpus", "1", *TINY, "--json", str(tmp_path / "r.json")],
+                          "--workers", "1", "--device", "cpu", "--cpus", "1", *TINY,
+                          "--json", str(tmp_path / "r.json")],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -26,7 +27,8 @@ def test_run_measures_once_and_prints_the_result(small_folder, tmp_path):
     assert "[1/1] run: torch workers=1" in out.stderr  # progress, on stderr
     saved = json.loads((tmp_path / "r.json").read_text())
     result = RunResult.from_dict(saved)
-    assert result.ok and result.steps == 5 and result.samples == 20 and result.config["cpu_ids"] == [result.config["cpu_ids"][0]]
+    assert (result.ok and result.steps == 5 and result.samples == 20
+            and result.config["cpu_ids"] == [result.config["cpu_ids"][0]])
     assert saved["workers"] == 1 and saved["settings"]["cpus"] == 1 and saved["cpu_model"]
     assert f"{result.samples_per_s:.1f} samples/s" in lines[1]
 
@@ -71,9 +73,11 @@ def test_cuda_where_there_is_none_is_one_line(small_folder, capsys):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    status = main(["run", "--task", "image", "--framework", "torch", "--data", str(small_folder.root), "--device", "cuda"])
+    status = main(["run", "--task", "image", "--framework", "torch", "--data", str(small_folder.root),
+                   "--device", "cuda"])
     err = capsys.readouterr().err
-    assert status == 1 and err == "feedbench: error: device 'cuda' asked for, but torch sees no CUDA device on this machine\n"
+    assert status == 1 and err == ("feedbench: error: device 'cuda' asked for, "
+                                   "but torch sees no CUDA device on this machine\n")
 
 
 def test_a_failed_run_is_one_line_through_the_entry_point(tmp_path):
@@ -110,7 +114,7 @@ def test_the_default_worker_count_follows_the_cpu_budget(small_folder, capsys, m
         raise FeedbenchError("stopped by the test")
 
     monkeypatch.setattr(_cli_run, "run_cell", run_cell)
-    for cpus, workers in (("4", 3), ("1", 1)):
+    for cpus, _workers in (("4", 3), ("1", 1)):
         assert main(["run", "--task", "image", "--framework", "torch", "--data", str(small_folder.root), *TINY,
                      "--cpus", cpus]) == 1
     assert "stopped by the test" in capsys.readouterr().err

@@ -7,7 +7,8 @@ import pytest
 
 from feedbench.pipelines.cli import main
 
-TINY = ["--batch-size", "4", "--steps", "8", "--workload", "emulated:5ms", "--option", "image_size=32", "--device", "cpu"]
+TINY = ["--batch-size", "4", "--steps", "8", "--workload", "emulated:5ms", "--option", "image_size=32",
+        "--device", "cpu"]
 
 
 def sweep(capsys, *args):

@@ -38,9 +38,11 @@ def test_tensorflow_start_up_lines_are_debug_log_records():
                    "logging.basicConfig(level=logging.DEBUG, format='%(name)s|%(message)s')",
                    "from feedbench.pipelines.core.frameworks import import_tensorflow",
                    "import_tensorflow()")
-    records = [line.split("|", 1)[1] for line in said.stderr.splitlines() if line.startswith("feedbench.pipelines.core.frameworks|")]
+    records = [line.split("|", 1)[1] for line in said.stderr.splitlines()
+               if line.startswith("feedbench.pipelines.core.frameworks|")]
     assert _cpp_sources(plain.stderr), "TensorFlow printed no start-up line here: nothing to check"
-    assert _cpp_sources("\n".join(r.removeprefix("tensorflow start-up: ") for r in records)) == _cpp_sources(plain.stderr)
+    assert (_cpp_sources("\n".join(r.removeprefix("tensorflow start-up: ") for r in records))
+            == _cpp_sources(plain.stderr))
 
 
 def test_fd2_capture_keeps_c_level_log_lines_and_passes_the_rest_on(capfd, caplog):

@@ -128,10 +128,12 @@ def test_run_grid_skips_saved_cells_and_keeps_each_row_as_it_comes(settings, tmp
     assert ran == [Cell("tf", 0), Cell("torch", 1)]
     assert len(ResultStore.load(tmp_path).rows) == 3  # saved before the interrupt
 
-    monkeypatch.setattr(grid, "run_cell", lambda s, cell, *, command: (ran.append(cell), fake_row(s, cell.framework, cell.workers))[1])
+    monkeypatch.setattr(grid, "run_cell",
+                        lambda s, cell, *, command: (ran.append(cell), fake_row(s, cell.framework, cell.workers))[1])
     started = []
     resumed = ResultStore.open(tmp_path, settings, resume=True)
-    assert grid.run_grid(settings, cells, resumed, command="test", on_start=lambda c, i, n: started.append((c, i, n))) == (1, 3)
+    assert grid.run_grid(settings, cells, resumed, command="test",
+                         on_start=lambda c, i, n: started.append((c, i, n))) == (1, 3)
     assert started == [(Cell("tf", 1), 1, 1)] and len(ResultStore.load(tmp_path).rows) == 4
 
 

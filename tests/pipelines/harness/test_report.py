@@ -14,14 +14,16 @@ from feedbench.pipelines.loop.config import MeasureConfig
 
 @pytest.fixture(scope="module")
 def settings(small_folder):
-    return Settings(task="image", data=small_folder.root, measure=MeasureConfig(workload="emulated:20ms", device="cpu", cpus=1, steps=40))
+    return Settings(task="image", data=small_folder.root,
+                    measure=MeasureConfig(workload="emulated:20ms", device="cpu", cpus=1, steps=40))
 
 
 def row(settings, framework, workers, rate, *, starvation=0.5, pss=1e9, ok=True, window=5.0, au=0.5, epochs=1):
     result = (RunResult(samples_per_s=rate, batches_per_s=rate / 32, starvation=starvation, accelerator_utilization=au,
-                        steps=40, window_s=window, epochs=epochs, peak_pss_bytes=int(pss), peak_rss_bytes=int(pss * 1.5), device="cpu",
-                        cpu_util=1.0, ttfb_s=0.5, wait_p95_s=0.01)
-              if ok else RunResult.failed("the run's process was killed by SIGKILL (out of memory?) before it reported"))
+                        steps=40, window_s=window, epochs=epochs, peak_pss_bytes=int(pss),
+                        peak_rss_bytes=int(pss * 1.5), device="cpu", cpu_util=1.0, ttfb_s=0.5, wait_p95_s=0.01)
+              if ok else RunResult.failed("the run's process was killed by SIGKILL (out of memory?) "
+                                          "before it reported"))
     return make_row(settings, Cell(framework, workers), result, command="test", started_at="t", wall_s=9.0)
 
 
@@ -42,7 +44,8 @@ def test_the_verdict_names_the_framework_the_numbers_favour(settings):
     assert any(line.startswith("workers=1: tf 150.0, torch 100.0 samples/s: tf ahead by 50% (starvation 0.50 vs 0.50, "
                                "peak PSS 1.50 GB vs 2.00 GB)") for line in lines)
     assert any(line.startswith("workers=2: torch 240.0, tf 120.0 samples/s: torch ahead by 100%") for line in lines)
-    assert "Of the 2 worker counts measured for every framework, ahead by 5% or more: tf at 1 of them, torch at 1 of them." in lines
+    assert ("Of the 2 worker counts measured for every framework, ahead by 5% or more: "
+            "tf at 1 of them, torch at 1 of them.") in lines
 
 
 def test_swapped_numbers_swap_the_verdict(settings):
@@ -70,7 +73,7 @@ def test_failed_runs_single_framework_and_short_windows_are_said(settings):
 def test_kept_busy_is_the_fewest_workers_reaching_the_target(settings):
     rows = [row(settings, "torch", w, 100.0 * w, au=au) for w, au in ((1, 0.5), (2, 0.92), (4, 0.95))]
     rows.append(row(settings, "tf", "autotune", 90.0, au=0.91))
-    line = [l for l in report.verdict(rows) if l.startswith("Fewest workers")][0]
+    line = [line for line in report.verdict(rows) if line.startswith("Fewest workers")][0]
     assert line == "Fewest workers that kept the consumer busy (AU >= 0.9): tf at AUTOTUNE; torch at 2 workers."
 
 
@@ -134,11 +137,13 @@ def test_workers_0_and_autotune_are_said_to_differ_between_frameworks(settings):
     zero = [line for line in report.verdict(grid_rows(settings, {0: 10.0}, {0: 9.0})) if line.startswith("Note:")]
     assert len(zero) == 1 and zero[0].startswith("Note: at workers=0 ")
     # in the registry's words for each backend
-    assert "torch makes each batch in the main process" in zero[0] and "tf maps sequentially but still prefetches" in zero[0]
+    assert ("torch makes each batch in the main process" in zero[0]
+            and "tf maps sequentially but still prefetches" in zero[0])
     assert "AUTOTUNE" not in zero[0]
     both = grid_rows(settings, {0: 10.0, "autotune": 20.0}, {0: 9.0, "autotune": 25.0})
     note = [line for line in report.verdict(both) if line.startswith("Note:")]
-    assert len(note) == 1 and "workers=0" in note[0] and "AUTOTUNE is " in note[0] and "one worker process per CPU in torch" in note[0]
+    assert (len(note) == 1 and "workers=0" in note[0] and "AUTOTUNE is " in note[0]
+            and "one worker process per CPU in torch" in note[0])
 
 
 def test_failed_runs_are_marked_on_the_throughput_panel_only(settings):
@@ -157,7 +162,7 @@ def test_the_au_target_comes_from_the_sweep_that_used_it(settings, tmp_path):
     (tmp_path / "recommendation-torch.json").write_text('{"framework": "torch", "target_au": 0.8, "lines": []}')
     targets = report.au_targets(report.recommendations(tmp_path))
     assert targets == {"torch": 0.8}
-    line = [l for l in report.verdict(rows, targets) if l.startswith("Fewest workers")][0]
+    line = [line for line in report.verdict(rows, targets) if line.startswith("Fewest workers")][0]
     assert line == "Fewest workers that kept the consumer busy (AU >= 0.8): torch at 1 worker."
     text = report.render(tmp_path, rows)[-1].read_text()
     assert "(AU >= 0.8): torch at 1 worker." in text and "AU >= 0.9" not in text

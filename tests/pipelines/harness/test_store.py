@@ -39,7 +39,8 @@ def test_store_refuses_to_mix_or_to_overwrite(settings, tmp_path, fake_row):
     store.add(fake_row(settings, "torch", 0))
     with pytest.raises(ConfigError, match="already holds 1 results; pass --resume"):
         ResultStore.open(tmp_path, settings, resume=False)
-    other = Settings(task="image", data=settings.data, measure=MeasureConfig(workload="emulated:7ms", device="cpu", steps=5), options=settings.options)
+    other = Settings(task="image", data=settings.data,
+                     measure=MeasureConfig(workload="emulated:7ms", device="cpu", steps=5), options=settings.options)
     with pytest.raises(ConfigError, match="other settings \\(workload: 'emulated:5ms' there, 'emulated:7ms' now\\)"):
         ResultStore.open(tmp_path, other, resume=True)
     assert len(ResultStore.open(tmp_path, settings, resume=True).rows) == 1

@@ -13,7 +13,9 @@ from feedbench.pipelines.truth.synthetic import SleepProducer, cpu_bound_loader,
 
 
 def test_a_run_comes_back_as_its_result_with_its_configuration():
-    spec = RunSpec(functools.partial(SleepProducer, 0.01), MeasureConfig(workload="emulated:10ms", device="cpu", steps=10, warmup=2), config={"framework": "fake"})
+    spec = RunSpec(functools.partial(SleepProducer, 0.01),
+                   MeasureConfig(workload="emulated:10ms", device="cpu", steps=10, warmup=2),
+                   config={"framework": "fake"})
     result = run_isolated(spec)
     assert result.ok, result.error
     assert result.steps == 10 and result.batches_per_s == pytest.approx(50, rel=0.1)
@@ -24,7 +26,8 @@ def test_a_run_comes_back_as_its_result_with_its_configuration():
 
 def test_cpus_pins_the_run_and_its_workers():
     # Two CPU-bound workers at 40 ms a batch: 50 batches/s on two cores, 25 on one.
-    spec = RunSpec(functools.partial(cpu_bound_loader, 0.04, workers=2), MeasureConfig(workload="emulated:5ms", device="cpu", steps=30, warmup=8, cpus=1))
+    spec = RunSpec(functools.partial(cpu_bound_loader, 0.04, workers=2),
+                   MeasureConfig(workload="emulated:5ms", device="cpu", steps=30, warmup=8, cpus=1))
     result = run_isolated(spec)
     assert result.ok, result.error
     assert result.config["cpu_ids"] == sorted(os.sched_getaffinity(0))[:1]
@@ -50,14 +53,16 @@ def test_a_crash_becomes_a_failed_result(how, reason):
 def test_a_hung_run_is_killed_with_its_tree_at_the_limit():
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     started = time.perf_counter()
-    result = run_isolated(RunSpec(functools.partial(misbehaving, "hang"), MeasureConfig(device="cpu", steps=2, limit_s=3)))
+    result = run_isolated(RunSpec(functools.partial(misbehaving, "hang"),
+                                  MeasureConfig(device="cpu", steps=2, limit_s=3)))
     assert time.perf_counter() - started < 20
     assert not result.ok and "timed out: no result within 3 s" in result.error
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
 
 
 def test_a_bad_loader_error_in_the_child_names_the_step():
-    result = run_isolated(RunSpec(functools.partial(SleepProducer, 0.0, batches=0), MeasureConfig(device="cpu", steps=2)))
+    result = run_isolated(RunSpec(functools.partial(SleepProducer, 0.0, batches=0),
+                                  MeasureConfig(device="cpu", steps=2)))
     assert not result.ok and "LoaderError: the loader yielded no batch" in result.error
 
 

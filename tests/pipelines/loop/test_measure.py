@@ -106,7 +106,8 @@ def test_counts_are_read_when_the_window_ends():
                 self.asked += 1
                 yield batch
 
-    assert measure(Growing(_batches(5)), workload="emulated:1ms", device="cpu", steps=3, warmup=1, cycle=False).skipped == 4
+    assert measure(Growing(_batches(5)), workload="emulated:1ms", device="cpu", steps=3, warmup=1,
+                   cycle=False).skipped == 4
 
 
 def test_auto_warmup_follows_what_the_loader_makes_ahead():
@@ -162,7 +163,8 @@ def test_an_exception_in_warmup_says_warmup():
     ("kwargs", "error", "message"),
     [
         ({"batches": []}, LoaderError, "the loader yielded no batch"),
-        ({"batches": [object()]}, BatchError, r"step 1 \(warm-up step 1 of 1\): a batch element of type builtins.object"),
+        ({"batches": [object()]}, BatchError,
+         r"step 1 \(warm-up step 1 of 1\): a batch element of type builtins.object"),
         ({"batches": [("text", "more")]}, BatchError, r"step 1 .*: a batch element of type builtins.str"),
         ({"workload": "emulated:abc"}, ConfigError, "workload 'emulated:abc': expected emulated:<time>"),
         ({"workload": "nosuch"}, ConfigError, "unknown workload 'nosuch'"),
@@ -176,7 +178,8 @@ def test_an_exception_in_warmup_says_warmup():
     ],
 )
 def test_bad_input_is_one_clear_error(kwargs, error, message):
-    args = {"batches": _batches(3), "workload": "emulated:1ms", "device": "cpu", "steps": 2, "warmup": 1, "cycle": False, **kwargs}
+    args = {"batches": _batches(3), "workload": "emulated:1ms", "device": "cpu", "steps": 2, "warmup": 1,
+            "cycle": False, **kwargs}
     with pytest.raises(error, match=message):
         measure(args.pop("batches"), **args)
 

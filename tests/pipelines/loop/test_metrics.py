@@ -27,7 +27,8 @@ def test_percentile_interpolates_between_order_statistics():
 
 
 @pytest.mark.parametrize(
-    ("starvation", "verdict"), [(0.0, "not"), (0.0499, "not"), (0.05, "moderately"), (0.1999, "moderately"), (0.2, "highly"), (1.0, "highly")]
+    ("starvation", "verdict"),
+    [(0.0, "not"), (0.0499, "not"), (0.05, "moderately"), (0.1999, "moderately"), (0.2, "highly"), (1.0, "highly")]
 )
 def test_input_bound_levels_are_the_tf_profilers(starvation, verdict):
     assert metrics.input_bound(starvation) == verdict

@@ -155,7 +155,8 @@ def test_resnet_warmup_runs_its_steps():
 def test_resnet_labels_out_of_range_are_named_with_the_limit(bad):
     workload = _resnet(num_classes=10)
     images = _normalized(_images_uint8(2, 32))
-    with pytest.raises(BatchError, match=rf"resnet18: label {bad} is out of range for num_classes=10 \(labels must be 0 to 9\)"):
+    with pytest.raises(BatchError,
+                       match=rf"resnet18: label {bad} is out of range for num_classes=10 \(labels must be 0 to 9\)"):
         workload.warmup((images, torch.tensor([0, bad])))
     # On the CPU every step checks, not only the first batch's warm-up.
     with pytest.raises(BatchError, match=rf"label {bad} is out of range"):
@@ -176,11 +177,14 @@ def test_default_resnet_accepts_label_999_and_names_1000():
         ((torch.zeros(2, 3, 8, 8), torch.zeros(2, dtype=torch.int64), torch.zeros(2)), "got a batch of 3 tensors"),
         (torch.zeros(2, 3, 8, 8), r"got a float32 tensor of shape \[2, 3, 8, 8\]"),
         ({"image": torch.zeros(2, 3, 8, 8), "label": torch.zeros(2)}, r"got a dict with keys \['image', 'label'\]"),
-        ((torch.zeros(2, 8, 8), torch.zeros(2, dtype=torch.int64)), r"got images as a float32 tensor of shape \[2, 8, 8\]"),
-        ((torch.zeros(2, 1, 8, 8), torch.zeros(2, dtype=torch.int64)), r"got images as a float32 tensor of shape \[2, 1, 8, 8\]"),
+        ((torch.zeros(2, 8, 8), torch.zeros(2, dtype=torch.int64)),
+         r"got images as a float32 tensor of shape \[2, 8, 8\]"),
+        ((torch.zeros(2, 1, 8, 8), torch.zeros(2, dtype=torch.int64)),
+         r"got images as a float32 tensor of shape \[2, 1, 8, 8\]"),
         ((torch.zeros(2, 8, 8, 3), torch.zeros(2, dtype=torch.int64)), r"shape \[2, 8, 8, 3\]"),
         ((torch.zeros(2, 3, 8, 8, dtype=torch.int32), torch.zeros(2, dtype=torch.int64)), "uint8 or float images"),
-        ((torch.zeros(2, 3, 8, 8), torch.zeros(3, dtype=torch.int64)), r"got labels as a int64 tensor of shape \[3\] for 2 images"),
+        ((torch.zeros(2, 3, 8, 8), torch.zeros(3, dtype=torch.int64)),
+         r"got labels as a int64 tensor of shape \[3\] for 2 images"),
         ((torch.zeros(2, 3, 8, 8), torch.zeros(2, dtype=torch.int32)), "int64 labels; got labels as a int32 tensor"),
         (("images", [0, 1]), r"got images as a str"),
         ((torch.zeros(0, 3, 8, 8), torch.zeros(0, dtype=torch.int64)), "got an empty batch"),
@@ -305,7 +309,8 @@ def test_an_id_beyond_a_given_vocabulary_is_named_at_warmup():
 def test_textcls_labels_out_of_range_are_named_with_the_limit():
     workload = _text(num_classes=2)
     token_ids, lengths, _ = _text_batch()
-    with pytest.raises(BatchError, match=r"textcls: label 2 is out of range for num_classes=2 \(labels must be 0 to 1\)"):
+    with pytest.raises(BatchError,
+                       match=r"textcls: label 2 is out of range for num_classes=2 \(labels must be 0 to 1\)"):
         workload.warmup((token_ids, lengths, torch.tensor([0, 1, 2, 0])))
     wider = _text(num_classes=5)
     wider.warmup((token_ids, lengths, torch.tensor([0, 1, 2, 4])))
@@ -325,9 +330,11 @@ def test_lengths_beyond_the_sequence_are_named():
     [
         ((torch.zeros(4, 16, dtype=torch.int64), torch.zeros(4, dtype=torch.int64)), "got a batch of 2 tensors"),
         ((torch.zeros(4, dtype=torch.int64),) * 3, r"got token_ids as a int64 tensor of shape \[4\]"),
-        ((torch.zeros(4, 16), torch.zeros(4, dtype=torch.int64), torch.zeros(4, dtype=torch.int64)), "got token_ids as a float32"),
+        ((torch.zeros(4, 16), torch.zeros(4, dtype=torch.int64), torch.zeros(4, dtype=torch.int64)),
+         "got token_ids as a float32"),
         (
-            (torch.zeros(4, 16, dtype=torch.int64), torch.zeros(3, dtype=torch.int64), torch.zeros(4, dtype=torch.int64)),
+            (torch.zeros(4, 16, dtype=torch.int64), torch.zeros(3, dtype=torch.int64),
+             torch.zeros(4, dtype=torch.int64)),
             r"got lengths as a int64 tensor of shape \[3\] for 4 sequences",
         ),
         ((torch.zeros(4, 16, dtype=torch.int64), torch.zeros(4, dtype=torch.int64), None), "got labels as a NoneType"),
@@ -371,7 +378,8 @@ def test_guessed_classes_are_generous_and_a_later_label_beyond_them_is_named():
     assert workload.num_classes == MIN_CLASSES == workload.model.head.out_features
     token_ids, lengths, _ = _text_batch(seed=1)
     workload.step((token_ids, lengths, torch.tensor([0, 2, 7, MIN_CLASSES - 1])))  # unseen but within the guess
-    with pytest.raises(BatchError, match=rf"^textcls: label {MIN_CLASSES} is out of range for num_classes={MIN_CLASSES}"):
+    with pytest.raises(BatchError,
+                       match=rf"^textcls: label {MIN_CLASSES} is out of range for num_classes={MIN_CLASSES}"):
         workload.step((token_ids, lengths, torch.tensor([0, MIN_CLASSES, 1, 1])))
 
 
@@ -423,7 +431,8 @@ def test_cuda_a_later_batch_beyond_the_guessed_sizes_is_named_not_a_device_asser
     token_ids, lengths, labels = _text_batch(seed=1)
     token_ids[0, 0] = MIN_VOCAB_SIZE + 5
     bad = tuple(t.to(device) for t in (token_ids, lengths, labels))
-    with pytest.raises(ConfigError, match=rf"token id {MIN_VOCAB_SIZE + 5} is out of range for vocab_size={MIN_VOCAB_SIZE}"):
+    with pytest.raises(ConfigError,
+                       match=rf"token id {MIN_VOCAB_SIZE + 5} is out of range for vocab_size={MIN_VOCAB_SIZE}"):
         for _ in range(5):
             workload.step(bad)  # clamped on the device, reported once its extremes have landed
             torch.cuda.synchronize()
