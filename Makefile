@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/feedbench demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/pytest tests
 
 bench: $(STAMP)

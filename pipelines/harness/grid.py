@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from feedbench.pipelines.core.machine import machine_facts
-from feedbench.pipelines.harness.plan import Cell, Settings, cell_spec
+from feedbench.pipelines.harness.plan import Cell, Settings, cell_spec, data_fingerprint
 
 if TYPE_CHECKING:
     from feedbench.pipelines.harness.store import ResultStore
@@ -72,26 +70,6 @@ def end_runs() -> None:
                 continue
         psutil.wait_procs(tree, timeout=10)
         child.join(10)
-
-
-def data_fingerprint(data: str | os.PathLike[str]) -> str:
-    """The dataset's identity, cheaply: its manifest's size and mtime where it has one, else
-    the file's size and mtime, else the folder's file count, total size and latest mtime."""
-    path = Path(data)
-    manifest = path / "manifest.json"
-    target = manifest if manifest.is_file() else path
-    try:
-        if target.is_file():
-            stat = target.stat()
-            return f"{target.name}: {stat.st_size} bytes, mtime {stat.st_mtime_ns}"
-        count = size = latest = 0
-        for folder, _, names in os.walk(target):
-            for name in names:
-                stat = Path(folder, name).stat()
-                count, size, latest = count + 1, size + stat.st_size, max(latest, stat.st_mtime_ns)
-    except OSError as exc:
-        return f"unreadable ({exc.strerror})"
-    return f"{count} files, {size} bytes, latest mtime {latest}"
 
 
 OnStart = Callable[[Cell, int, "int | None"], None]

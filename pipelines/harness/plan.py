@@ -4,6 +4,7 @@ at a worker count) and the isolated run of each cell (:func:`cell_spec`)."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,3 +113,23 @@ def cell_spec(settings: Settings, cell: Cell) -> RunSpec:
                 **{name: getattr(config, name) for name in config.__dataclass_fields__}}
     return RunSpec(registry.loader_factory(settings.task, cell.framework, settings.data, config), settings.measure,
                    recorded)
+
+
+def data_fingerprint(data: str | os.PathLike[str]) -> str:
+    """The dataset's identity, cheaply: its manifest's size and mtime where it has one, else
+    the file's size and mtime, else the folder's file count, total size and latest mtime."""
+    path = Path(data)
+    manifest = path / "manifest.json"
+    target = manifest if manifest.is_file() else path
+    try:
+        if target.is_file():
+            stat = target.stat()
+            return f"{target.name}: {stat.st_size} bytes, mtime {stat.st_mtime_ns}"
+        count = size = latest = 0
+        for folder, _, names in os.walk(target):
+            for name in names:
+                stat = Path(folder, name).stat()
+                count, size, latest = count + 1, size + stat.st_size, max(latest, stat.st_mtime_ns)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    return f"{count} files, {size} bytes, latest mtime {latest}"

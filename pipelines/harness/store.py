@@ -17,8 +17,7 @@ from typing import Any
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
 from feedbench.pipelines.core.files import write_atomically, write_text_atomically
 from feedbench.pipelines.core.machine import machine_facts
-from feedbench.pipelines.harness.grid import data_fingerprint
-from feedbench.pipelines.harness.plan import Cell, Settings
+from feedbench.pipelines.harness.plan import Cell, Settings, data_fingerprint
 from feedbench.pipelines.loop.result import RunResult
 
 RESULTS_JSON = "results.json"

@@ -165,12 +165,12 @@ def test_measurer_reads_saved_cells_back_and_runs_the_rest(settings, tmp_path, m
 
 def test_the_data_fingerprint_changes_with_the_dataset(tmp_path):
     (tmp_path / "a.jpg").write_bytes(b"123")
-    before = grid.data_fingerprint(tmp_path)
+    before = plan.data_fingerprint(tmp_path)
     assert before.startswith("1 files, 3 bytes")
     (tmp_path / "b.jpg").write_bytes(b"4")
-    assert grid.data_fingerprint(tmp_path) != before and grid.data_fingerprint(tmp_path).startswith("2 files, 4 bytes")
+    assert plan.data_fingerprint(tmp_path) != before and plan.data_fingerprint(tmp_path).startswith("2 files, 4 bytes")
     (tmp_path / "manifest.json").write_text("{}")
-    assert grid.data_fingerprint(tmp_path).startswith("manifest.json: 2 bytes")
+    assert plan.data_fingerprint(tmp_path).startswith("manifest.json: 2 bytes")
 
 
 def test_the_gpu_is_named_without_creating_a_cuda_context(monkeypatch):
