@@ -12,8 +12,13 @@ _SPIN_S = 0.0004
 
 def sleep_exactly(seconds: float) -> None:
     """Blocks for `seconds` of wall time: sleep (the CPU stays free), then a short spin."""
-    deadline = time.perf_counter() + seconds
-    if seconds > _SPIN_S:
-        time.sleep(seconds - _SPIN_S)
+    sleep_until(time.perf_counter() + seconds)
+
+
+def sleep_until(deadline: float) -> None:
+    """Blocks until ``time.perf_counter()`` reaches `deadline`: sleep, then a short spin."""
+    left = deadline - time.perf_counter()
+    if left > _SPIN_S:
+        time.sleep(left - _SPIN_S)
     while time.perf_counter() < deadline:
         time.sleep(0)  # yields the GIL: a bare spin would hold it from every other thread

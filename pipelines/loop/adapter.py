@@ -63,7 +63,7 @@ def to_device(batch: Any, device: torch.device) -> Any:
     """Moves a batch of torch tensors to `device`: pinned and non-blocking on CUDA."""
     if isinstance(batch, torch.Tensor):
         if device.type != "cuda":
-            return batch.to(device)
+            return batch if batch.device == device else batch.to(device)
         if batch.device.type != "cpu":  # already on a GPU (a GPU decoder, say): nothing to pin
             return batch.to(device, non_blocking=True)
         if not batch.is_pinned():

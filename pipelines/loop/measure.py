@@ -34,6 +34,7 @@ from feedbench.pipelines.loop.devices import resolve_device
 from feedbench.pipelines.loop.fetcher import Fetcher
 from feedbench.pipelines.loop.result import RunResult
 from feedbench.pipelines.loop.sampler import TreeSampler
+from feedbench.pipelines.loop.timeline import CudaTimeline, read_events
 from feedbench.pipelines.workloads import Workload, parse_workload
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,16 @@ _IN_FLIGHT = 2  # steps queued on the device ahead of the host, as a training lo
 
 @dataclass
 class _Steps:
-    """Per-step timings of the measured window (seconds)."""
+    """Per-step timings of the measured window (seconds); on a device timeline, each step's
+    events (before the copy, after it, after the work) and the event that opened the window."""
 
     wait: list[float] = field(default_factory=list)
     h2d: list[float] = field(default_factory=list)
     compute: list[float] = field(default_factory=list)
     idle: list[float] = field(default_factory=list)
     samples: int = 0
-    cuda_events: list[tuple[Any, Any, Any]] = field(default_factory=list)
+    events: list[tuple[Any, Any, Any]] = field(default_factory=list)
+    window_start: Any = None
 
 
 def measure(
@@ -143,6 +146,7 @@ class _Loop:
         self.workload = workload
         self.device = device
         self.cuda = device.type == "cuda"
+        self.timeline: Any = None  # set in run(): CUDA's stream, or the workload's emulated device
         self.timeout = timeout
         self.cycle = cycle
         self.reiterable = not hasattr(batches, "__next__")
@@ -155,6 +159,7 @@ class _Loop:
     def close(self) -> None:
         self.fetcher.close()
         self.sampler.stop()
+        self.workload.close()
 
     def _where(self) -> str:
         phase = (f"warm-up step {self.step_number} of {self.warmup_steps}"
@@ -197,12 +202,13 @@ class _Loop:
             raise BatchError(f"{self._where()}: {exc}") from exc
 
     def synchronize(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
+        if self.timeline is not None:
+            self.timeline.synchronize()
 
     def run(self, steps: int | None, seconds: float | None, warmup: int, settings: dict) -> RunResult:
         self.warmup_steps = warmup
         self.workload.setup(self.device)
+        self.timeline = CudaTimeline(self.device) if self.cuda else self.workload.timeline()
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
         self.sampler.start()
@@ -233,10 +239,8 @@ class _Loop:
         timings = _Steps()
         clock = time.perf_counter
         self.sampler.mark()  # before the window: its PSS sweep must not count as idle time
-        if self.cuda:
-            window_start = torch.cuda.Event(enable_timing=True)
-            window_start.record()
-            timings.cuda_events.append((None, None, window_start))
+        if self.timeline is not None:
+            timings.window_start = self.timeline.event()
         t0 = clock()
         stop_reason = "steps"
         while steps is None or len(timings.wait) < steps:
@@ -253,8 +257,8 @@ class _Loop:
             batch, count = self.prepare(raw)
             timings.wait.append(got - asked)
             timings.samples += count
-            if self.cuda:
-                self._cuda_step(batch, timings)
+            if self.timeline is not None:
+                self._device_step(batch, timings)
             else:
                 copied = clock()
                 on_device = to_device(batch, self.device)
@@ -277,34 +281,34 @@ class _Loop:
                                 f"{type(exc).__name__}: {one_line(exc)}") from exc
 
     def _paced_step(self, batch: Any, pending: list[Any]) -> None:
-        """A warm-up step; on CUDA at most _IN_FLIGHT queued, as in the window, so that the
-        warm-up does not let the loader's buffers fill while the device catches up."""
-        if self.cuda and len(pending) >= _IN_FLIGHT:
+        """A warm-up step; on a device timeline at most _IN_FLIGHT queued, as in the window, so
+        that the warm-up does not let the loader's buffers fill while the device catches up."""
+        if self.timeline is not None and len(pending) >= _IN_FLIGHT:
             pending.pop(0).synchronize()
         self._work(self.workload.step, batch)
-        if self.cuda:
-            done = torch.cuda.Event()
-            done.record()
-            pending.append(done)
+        if self.timeline is not None:
+            pending.append(self.timeline.event())
 
-    def _cuda_step(self, batch: Any, timings: _Steps) -> None:
-        if len(timings.cuda_events) >= _IN_FLIGHT:
-            timings.cuda_events[-_IN_FLIGHT][2].synchronize()  # at most _IN_FLIGHT steps queued
-        events = tuple(torch.cuda.Event(enable_timing=True) for _ in range(3))
-        events[0].record()
+    def _device_step(self, batch: Any, timings: _Steps) -> None:
+        """One step on a device timeline: events around the copy and the work, at most
+        _IN_FLIGHT steps queued ahead of the host, as a training loop allows."""
+        if len(timings.events) >= _IN_FLIGHT:
+            timings.events[-_IN_FLIGHT][2].synchronize()
+        start = self.timeline.event()
         on_device = to_device(batch, self.device)
-        events[1].record()
+        copied = self.timeline.event()
         self._work(self.workload.step, on_device)
-        events[2].record()
-        timings.cuda_events.append(events)
+        timings.events.append((start, copied, self.timeline.event()))
 
     def _result(self, timings: _Steps, window_s: float, ttfb_s: float, stop_reason: str, settings: dict) -> RunResult:
         stats = stats_of(self.batches)  # at the end: counts grow as the loader reads
         window = metrics.Window(len(timings.wait), timings.samples, window_s, sum(timings.wait), sum(timings.compute))
-        if self.cuda:
+        if self.timeline is not None:
             # Fractions of the device's own window, where idle + h2d + compute add up exactly.
-            starved_s, compute_s, device_window_s = _read_cuda_events(timings)
-            fractions = metrics.Window(window.steps, window.samples, device_window_s, starved_s, compute_s)
+            timings.idle, timings.h2d, timings.compute, device_window_s = read_events(timings.events,
+                                                                                      timings.window_start)
+            fractions = metrics.Window(window.steps, window.samples, device_window_s, sum(timings.idle),
+                                       sum(timings.compute))
         else:
             fractions = window
         starvation, utilization = fractions.starvation, fractions.accelerator_utilization
@@ -337,18 +341,6 @@ class _Loop:
             truncated=stats.truncated,
             config=settings,
         )
-
-
-def _read_cuda_events(timings: _Steps) -> tuple[float, float, float]:
-    """(sum idle_i, sum compute_i, device window) in seconds, filling timings.idle/h2d/compute."""
-    previous_end = timings.cuda_events[0][2]
-    for start, copied, end in timings.cuda_events[1:]:
-        timings.idle.append(previous_end.elapsed_time(start) / 1e3)
-        timings.h2d.append(start.elapsed_time(copied) / 1e3)
-        timings.compute.append(copied.elapsed_time(end) / 1e3)
-        previous_end = end
-    device_window = timings.cuda_events[0][2].elapsed_time(timings.cuda_events[-1][2]) / 1e3
-    return sum(timings.idle), sum(timings.compute), device_window
 
 
 def _mean(values: list[float]) -> float:

@@ -5,14 +5,18 @@ Per measured step i (after warm-up steps, which are excluded):
 - ``wait_i``: host seconds blocked in ``next(iterator)``;
 - ``h2d_i``: host-to-device copy;
 - ``compute_i``: workload time;
-- on CUDA, ``idle_i``: the gap on the device's stream between the end of step i-1's work
-  and the start of step i's work, read with CUDA events.
+- on a device that runs apart from the host (CUDA, and the CPU's emulated device that
+  ``emulated:<t>`` launches onto), ``idle_i``: the gap on the device's timeline between the
+  end of step i-1's work and the start of step i's work, read from its events (CUDA events on
+  CUDA); ``h2d_i`` and ``compute_i`` are then read from them too.
 
 From them, over the measured window:
 
 - throughput: samples/s and batches/s over the window (wall clock, synchronized);
 - starvation: the fraction of the window the accelerator had no work because no batch
-  was ready: ``sum(idle_i) / window`` on CUDA, ``sum(wait_i) / window`` on the CPU;
+  was ready: ``sum(idle_i) / window`` on a device timeline (the device's own window: from the
+  event that opens it to the end of the last step's work), ``sum(wait_i) / window`` for a
+  workload that runs in the host's thread (``emulated-sync:<t>``, a model step on the CPU);
 - accelerator utilization (AU, as MLPerf Storage defines it): ``sum(compute_i) / window``;
 - wait percentiles p50/p95/p99 of ``wait_i``;
 - input-bound verdict, the TensorFlow Profiler's reading of the same figure: under 5% of
@@ -111,9 +115,10 @@ def steady_state(
     A synchronous producer makes the next batch only when asked: the period is d + c. A
     prefetching one (a background thread or `parallel` workers making batches while the
     step runs) has period max(d / parallel, c). A step that only launches device work and
-    returns (CUDA: the loop does not synchronize per step) lets even a synchronous producer
-    make the next batch while the device runs, so its period is max(d, c) too (measured on
-    an H100: the loop then reported 33.1 batches/s where d + c would have said 25).
+    returns (CUDA, and ``emulated:<t>`` on the CPU's emulated device: the loop does not wait
+    for each step) lets even a synchronous producer make the next batch while the device
+    runs, so its period is max(d, c) too (measured on an H100: the loop then reported 33.1
+    batches/s where d + c would have said 25).
     Starvation is 1 - c / period and AU is c / period.
 
     Args:
@@ -121,7 +126,8 @@ def steady_state(
         step_s: c, seconds of one workload step.
         prefetch: Whether batches are made while the step runs.
         parallel: Workers making batches at once (prefetching producers only).
-        async_step: Whether the step runs asynchronously on a device (CUDA).
+        async_step: Whether the step runs asynchronously on a device (CUDA, or the CPU's
+            emulated device); False for a step in the host's thread (``emulated-sync:<t>``).
     """
     if prefetch:
         period = max(producer_s / parallel, step_s)

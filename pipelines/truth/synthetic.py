@@ -108,6 +108,16 @@ class CpuBoundDataset(torch.utils.data.Dataset):
         return np.full((3, self.side, self.side), index % 256, dtype=np.uint8), index % 10
 
 
+class SleepingDataset(CpuBoundDataset):
+    """A map-style dataset whose every sample takes `sample_s` seconds of sleep (the CPU stays
+    free): in a DataLoader with W workers and batches of B, each worker makes a batch in
+    B x sample_s, whatever else the machine is doing, so batches arrive every B x sample_s / W."""
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        sleep_exactly(self.sample_s)
+        return np.full((3, self.side, self.side), index % 256, dtype=np.uint8), index % 10
+
+
 def collate_numpy(samples: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Stacks samples into NumPy arrays, which cross from a worker pickled through its pipe.
 
@@ -122,7 +132,20 @@ def collate_numpy(samples: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np
 def cpu_bound_loader(batch_s: float, *, workers: int, batch_size: int = 4, batches: int = 10_000,
                      prefetch_factor: int = 2) -> torch.utils.data.DataLoader:
     """A DataLoader of spawned workers, each batch costing `batch_s` CPU seconds to make."""
-    dataset = CpuBoundDataset(batch_s / batch_size, batches * batch_size)
+    return _known_cost_loader(CpuBoundDataset(batch_s / batch_size, batches * batch_size), workers, batch_size,
+                              prefetch_factor)
+
+
+def sleeping_loader(batch_s: float, *, workers: int, batch_size: int = 4, batches: int = 10_000,
+                    prefetch_factor: int = 2) -> torch.utils.data.DataLoader:
+    """A DataLoader of spawned workers that sleep `batch_s` / `batch_size` per sample: each
+    batch takes `batch_s` to make on one worker, with the CPU free."""
+    return _known_cost_loader(SleepingDataset(batch_s / batch_size, batches * batch_size), workers, batch_size,
+                              prefetch_factor)
+
+
+def _known_cost_loader(dataset: torch.utils.data.Dataset, workers: int, batch_size: int,
+                       prefetch_factor: int) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,

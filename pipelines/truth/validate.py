@@ -20,7 +20,7 @@ from typing import Any
 from feedbench.pipelines.loop import metrics
 from feedbench.pipelines.loop.measure import measure
 from feedbench.pipelines.loop.result import RunResult
-from feedbench.pipelines.truth.synthetic import SleepProducer, cpu_bound_loader
+from feedbench.pipelines.truth.synthetic import SleepProducer, cpu_bound_loader, sleeping_loader
 
 THROUGHPUT_TOLERANCE = 0.05  # relative
 FRACTION_TOLERANCE = 0.03  # absolute, for starvation and AU
@@ -32,11 +32,15 @@ class Case:
 
     Attributes:
         name: What the case shows.
-        producer: "sync" (made in next()), "prefetch" (a background thread) or "workers"
-            (CPU-bound DataLoader workers).
-        producer_s: d, seconds per batch (per worker for "workers").
+        producer: "sync" (made in next()), "prefetch" (a background thread), "sleeping-workers"
+            (DataLoader worker processes that sleep per sample) or "cpu-workers" (DataLoader
+            worker processes that spin: they need a free core each).
+        producer_s: d, seconds per batch (per worker for the workers).
         step_s: c, seconds per step.
-        workers: DataLoader workers ("workers" cases).
+        workers: DataLoader workers (the workers cases).
+        batch_size: Samples per batch.
+        synchronous: The step runs in the host's thread (``emulated-sync``), not on the
+            emulated device (``emulated``).
     """
 
     name: str
@@ -44,30 +48,52 @@ class Case:
     producer_s: float
     step_s: float
     workers: int = 1
+    batch_size: int = 8
+    synchronous: bool = False
 
-    def truth(self, device: str = "cpu") -> metrics.SteadyState:
-        """The analytic steady state; on CUDA the emulated step is an asynchronous kernel."""
-        return metrics.steady_state(
-            self.producer_s, self.step_s, prefetch=self.producer != "sync", parallel=self.workers,
-            async_step=device == "cuda",
-        )
+    @property
+    def workload(self) -> str:
+        return f"emulated{'-sync' if self.synchronous else ''}:{self.step_s * 1e3:g}ms"
+
+    @property
+    def needs_free_cores(self) -> bool:
+        """Whether the producer needs CPUs of its own (its truth assumes nothing else runs)."""
+        return self.producer == "cpu-workers"
+
+    def truth(self) -> metrics.SteadyState:
+        """The analytic steady state: the emulated step is asynchronous (a kernel on CUDA, the
+        emulated device on the CPU) unless `synchronous`."""
+        return metrics.steady_state(self.producer_s, self.step_s, prefetch=self.producer != "sync",
+                                    parallel=self.workers, async_step=not self.synchronous)
 
     def loader(self) -> Iterable[Any]:
-        if self.producer == "workers":
-            return cpu_bound_loader(self.producer_s, workers=self.workers)
-        return SleepProducer(self.producer_s, prefetch=4 if self.producer == "prefetch" else 0)
+        if self.producer == "cpu-workers":
+            return cpu_bound_loader(self.producer_s, workers=self.workers, batch_size=self.batch_size)
+        if self.producer == "sleeping-workers":
+            return sleeping_loader(self.producer_s, workers=self.workers, batch_size=self.batch_size)
+        return SleepProducer(self.producer_s, prefetch=4 if self.producer == "prefetch" else 0,
+                             batch_size=self.batch_size)
 
 
 CASES = (
-    Case("sync, producer-bound", "sync", 0.030, 0.010),
-    Case("sync, consumer-bound", "sync", 0.010, 0.030),
+    # A synchronous producer starts a batch only when asked, so the loop's own time per step
+    # (handing the request to its fetch thread and back, launching the step: about 1 ms here)
+    # adds to its period: its times are long enough that this stays under 2%.
+    Case("sync, producer-bound", "sync", 0.060, 0.020),
+    Case("sync, consumer-bound", "sync", 0.020, 0.060),
+    Case("sync, producer-bound, step in the host", "sync", 0.060, 0.020, synchronous=True),
+    Case("sync, consumer-bound, step in the host", "sync", 0.020, 0.060, synchronous=True),
     Case("prefetch, producer-bound", "prefetch", 0.030, 0.010),
     Case("prefetch, consumer-bound", "prefetch", 0.010, 0.030),
     Case("prefetch, balanced", "prefetch", 0.020, 0.020),
-    Case("2 CPU workers, producer-bound", "workers", 0.060, 0.015, workers=2),
-    Case("2 CPU workers, consumer-bound", "workers", 0.020, 0.030, workers=2),
+    Case("2 sleeping workers, producer-bound", "sleeping-workers", 0.060, 0.015, workers=2, batch_size=4),
+    # the issue's case: 4 ms per sample, batch 8, 2 workers against 24 ms: 333 samples/s, starvation 0
+    Case("2 sleeping workers, consumer-bound", "sleeping-workers", 0.032, 0.024, workers=2),
+    # One CPU-bound worker, so that it has a core and the consumer the other on a 2-core machine:
+    # the truth assumes nothing else takes the producer's CPU, the consumer's own included.
+    Case("1 CPU worker, producer-bound", "cpu-workers", 0.030, 0.015, batch_size=4),
+    Case("1 CPU worker, consumer-bound", "cpu-workers", 0.015, 0.030, batch_size=4),
 )
-
 
 @dataclass(frozen=True)
 class Check:
@@ -100,9 +126,8 @@ class Check:
 
 def run_case(case: Case, *, device: str = "cpu", steps: int = 60, warmup: int = 8) -> Check:
     """Measures one case; the warm-up outlasts the producer's prefetch depth."""
-    result = measure(case.loader(), workload=f"emulated:{case.step_s * 1e3:g}ms", device=device, steps=steps,
-                     warmup=warmup)
-    return Check(case, result, case.truth(result.device.split(":")[0]))
+    result = measure(case.loader(), workload=case.workload, device=device, steps=steps, warmup=warmup)
+    return Check(case, result, case.truth())
 
 
 def _row(check: Check) -> str:

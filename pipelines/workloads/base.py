@@ -13,7 +13,9 @@ Names the loop understands (:func:`parse_workload`):
 
 - ``emulated:<time>`` (``emulated:20ms``, ``emulated:500us``, ``emulated:0.02s``; a bare number
   is milliseconds): a fixed time per step that leaves the CPU free, as DLIO and MLPerf
-  Storage emulate an accelerator: a calibrated device-busy kernel on CUDA, ``sleep`` on the CPU.
+  Storage emulate an accelerator, run asynchronously: a calibrated device-busy kernel on
+  CUDA, an emulated device (a thread busy for the time) on the CPU.
+- ``emulated-sync:<time>``: the same time, in the host's thread (the step returns when done).
 - ``resnet18``, ``resnet50``: a training step of torchvision's ResNet on ``(images, labels)``
   (bf16 autocast and channels_last on CUDA; uint8 images are normalized on the device).
 - ``textcls``: an embedding + masked mean pooling classifier training step on
@@ -50,6 +52,19 @@ class Workload:
     def setup(self, device: Any) -> None:
         """Prepares to run on `device` (a ``torch.device``): build models, calibrate."""
         self.device = device
+
+    def timeline(self) -> Any | None:
+        """The timeline of the device the steps run on, where it is not CUDA's and runs apart
+        from the host (the CPU's emulated device); None by default.
+
+        Such a timeline has ``event()`` (a new event, with ``synchronize()`` and
+        ``elapsed_time(end)`` in ms, recorded after the work launched so far) and
+        ``synchronize()``; the loop then times the device by its events, as on CUDA.
+        """
+        return None
+
+    def close(self) -> None:
+        """Releases what :meth:`setup` started (the loop calls it when the run ends)."""
 
     def warmup(self, batch: Any) -> None:
         """Runs `warmup_steps` unmeasured steps on `batch` (on the device)."""

@@ -1,4 +1,4 @@
-"""Workloads by name: ``emulated:<time>``, ``resnet18``, ``resnet50``, ``textcls``."""
+"""Workloads by name: ``emulated:<time>``, ``emulated-sync:<time>``, ``resnet18``, ``resnet50``, ``textcls``."""
 
 from __future__ import annotations
 
@@ -25,17 +25,18 @@ def parse_workload(spec: str | Workload) -> Workload:
     if not isinstance(spec, str):
         raise ConfigError(f"workload must be a name or a Workload object, got {type(spec).__name__}")
     name = spec.strip().lower()
-    if name.startswith("emulated:"):
-        match = _TIME.match(name.split(":", 1)[1])
+    kind, sep, value = name.partition(":")
+    if sep and kind in ("emulated", "emulated-sync"):
+        match = _TIME.match(value)
         if match is None:
-            raise ConfigError(f"workload {spec!r}: expected emulated:<time>, e.g. emulated:20ms, emulated:500us")
-        return Emulated(float(match["value"]) * _UNIT_S[match["unit"]])
+            raise ConfigError(f"workload {spec!r}: expected {kind}:<time>, e.g. {kind}:20ms, {kind}:500us")
+        return Emulated(float(match["value"]) * _UNIT_S[match["unit"]], synchronous=kind == "emulated-sync")
     if name in MODEL_WORKLOADS:
         from feedbench.pipelines.workloads import models as _models
 
         return getattr(_models, MODEL_WORKLOADS[name])()
     raise ConfigError(
-        f"unknown workload {spec!r}; choose emulated:<time> (e.g. emulated:20ms), "
+        f"unknown workload {spec!r}; choose emulated:<time> (e.g. emulated:20ms), emulated-sync:<time>, "
         f"{', '.join(MODEL_WORKLOADS)}, or pass a Workload object"
     )
 

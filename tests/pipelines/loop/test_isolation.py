@@ -14,7 +14,7 @@ from feedbench.pipelines.truth.synthetic import SleepProducer, cpu_bound_loader,
 
 def test_a_run_comes_back_as_its_result_with_its_configuration():
     spec = RunSpec(functools.partial(SleepProducer, 0.01),
-                   MeasureConfig(workload="emulated:10ms", device="cpu", steps=10, warmup=2),
+                   MeasureConfig(workload="emulated-sync:10ms", device="cpu", steps=10, warmup=2),
                    config={"framework": "fake"})
     result = run_isolated(spec)
     assert result.ok, result.error

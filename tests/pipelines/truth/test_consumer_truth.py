@@ -12,7 +12,7 @@ from feedbench.pipelines.truth.validate import CASES, FRACTION_TOLERANCE, THROUG
 def test_measured_steady_state_matches_the_analytic_one(case):
     check = run_case(case, device="cpu")
     result, truth = check.result, check.truth
-    assert result.ok and result.steps == 60 and result.samples == 60 * (4 if case.producer == "workers" else 8)
+    assert result.ok and result.steps == 60 and result.samples == 60 * case.batch_size
     assert result.batches_per_s == pytest.approx(truth.batches_per_s, rel=THROUGHPUT_TOLERANCE)
     assert result.samples_per_s == pytest.approx(result.batches_per_s * result.samples / result.steps)
     assert result.starvation == pytest.approx(truth.starvation, abs=FRACTION_TOLERANCE)
@@ -20,6 +20,17 @@ def test_measured_steady_state_matches_the_analytic_one(case):
 
 
 def test_the_cases_cover_every_regime():
-    regimes = {(c.producer, c.truth().starvation > 0.05) for c in CASES}
-    assert regimes >= {("sync", True), ("prefetch", True), ("prefetch", False), ("workers", True), ("workers", False)}
-    assert any(c.producer == "workers" and c.workers > 1 for c in CASES)
+    regimes = {(c.producer, c.synchronous, c.truth().starvation > 0.05) for c in CASES}
+    for producer in ("sync", "prefetch", "sleeping-workers", "cpu-workers"):
+        assert {(producer, False, True), (producer, False, False)} <= regimes, producer
+    assert {("sync", True, True)} <= regimes  # the step in the host: d + c
+    assert any(c.producer.endswith("workers") and c.workers > 1 for c in CASES)
+
+
+def test_a_synchronous_producer_overlaps_the_device_only_when_the_step_is_asynchronous():
+    asynchronous, in_the_host = (next(c for c in CASES if c.producer == "sync" and c.synchronous is flag
+                                      and c.producer_s > c.step_s) for flag in (False, True))
+    d, c = asynchronous.producer_s, asynchronous.step_s
+    assert (in_the_host.producer_s, in_the_host.step_s) == (d, c)
+    assert asynchronous.truth().period_s == pytest.approx(max(d, c))
+    assert in_the_host.truth().period_s == pytest.approx(d + c)
