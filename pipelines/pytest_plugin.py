@@ -250,14 +250,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 
 
 # The units of `feedbench compare`'s table and of the budgets: fractions, and MB of 10**6 bytes.
-_COLUMNS = ("samples/s", "starvation", "AU", "input-bound", "peak RSS MB", "skipped")
+_COLUMNS = ("samples/s", "starvation", "AU", "input-bound", "peak RSS MB", "skipped", "contention")
 
 
 def _cells(result: RunResult) -> tuple[str, ...]:
     if not result.ok:
         return ("failed: " + (result.error or "?"),)
     return (f"{result.samples_per_s:,.1f}", f"{result.starvation:.3f}", f"{result.accelerator_utilization:.3f}",
-            result.input_bound, f"{result.peak_rss_bytes / 1e6:,.0f}", str(result.skipped))
+            result.input_bound, f"{result.peak_rss_bytes / 1e6:,.0f}", str(result.skipped), f"{result.contention:.3f}")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's own table
@@ -277,4 +277,5 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         cells = [line[0].ljust(widths[0])]
         cells += [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])] if line in full else list(line[1:])
         tr.write_line("  ".join(cells).rstrip(), bold=index == 0)
-    tr.write_line("starvation, AU: fractions of the measured window; peak RSS: the process tree, workers included")
+    tr.write_line("starvation, AU: fractions of the measured window; peak RSS: the process tree, workers included; "
+                  "contention: the CPU time other processes took (above 0.05 a run shared its CPUs)")

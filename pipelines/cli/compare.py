@@ -40,6 +40,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                          help="continue the results in DIR: run only the cells they lack (same settings only)")
     compare.add_argument("--retry-failed", action="store_true",
                          help="with --resume: run the cells whose saved run failed again too")
+    compare.add_argument("--retry-contended", action="store_true",
+                         help="measure again a run that shared its CPUs with other processes (contention above "
+                         "0.05), up to 3 runs in all; with --resume, saved ones too")
     one_line_errors(compare)
     compare.set_defaults(run=_run)
 
@@ -69,11 +72,13 @@ def frameworks_of(args: argparse.Namespace) -> list[str]:
 
 
 def compare(settings: Settings, frameworks: list[str], workers: list, out: Path, *, resume: bool,
-            retry_failed: bool = False, what: str = "compare") -> list[str]:
-    """Runs the grid into `out` (resuming when asked, failed cells again with `retry_failed`),
+            retry_failed: bool = False, retry_contended: bool = False, what: str = "compare") -> list[str]:
+    """Runs the grid into `out` (resuming when asked, failed cells again with `retry_failed`, cells
+    that shared their CPUs again with `retry_contended`),
     then shows and reports it."""
     settings.check_frameworks(frameworks)
-    with ResultStore.open(out, settings, resume=resume, retry_failed=retry_failed) as store:
+    with ResultStore.open(out, settings, resume=resume, retry_failed=retry_failed,
+                          retry_contended=retry_contended) as store:
         grid = cells(frameworks, workers)
         todo = sum(store.measured(cell) is None for cell in grid)
         lines = ([f"{len(grid) - todo} of {len(grid)} cells were already in {out}; ran {todo}"]
@@ -99,6 +104,6 @@ def _run(args: argparse.Namespace) -> list[str]:
     workers = [parse_workers(w) for w in parse_list(args.workers, "--workers")] or default_worker_counts(settings.cpus)
     check_retry(args)
     return compare(settings, task_frameworks, workers, Path(args.out), resume=args.resume,
-                   retry_failed=args.retry_failed)
+                   retry_failed=args.retry_failed, retry_contended=args.retry_contended)
 
 

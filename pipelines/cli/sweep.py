@@ -39,6 +39,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--resume", action="store_true", help="reuse the runs already in DIR (same settings only)")
     sweep.add_argument("--retry-failed", action="store_true",
                        help="with --resume: measure the counts whose saved run failed again")
+    sweep.add_argument("--retry-contended", action="store_true",
+                       help="measure again a run that shared its CPUs with other processes (contention above "
+                       "0.05), up to 3 runs in all; with --resume, saved ones too")
     one_line_errors(sweep)
     sweep.set_defaults(run=_run)
 
@@ -62,7 +65,8 @@ def _run(args: argparse.Namespace) -> list[str]:
                           "need 0 <= min <= max, max >= 1")
     out = Path(args.out)
     check_retry(args)
-    with ResultStore.open(out, settings, resume=args.resume, retry_failed=args.retry_failed) as store:
+    with ResultStore.open(out, settings, resume=args.resume, retry_failed=args.retry_failed,
+                          retry_contended=args.retry_contended) as store:
         try:
             with cell_progress(f"sweep {args.framework}", None) as (start, done):
                 measure = Measurer(settings, args.framework, store, on_start=start, on_done=done)

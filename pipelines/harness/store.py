@@ -18,6 +18,7 @@ from feedbench.pipelines.core.errors import ConfigError, DatasetError
 from feedbench.pipelines.core.files import write_atomically, write_text_atomically
 from feedbench.pipelines.core.machine import machine_facts
 from feedbench.pipelines.harness.plan import Cell, Settings, data_fingerprint
+from feedbench.pipelines.loop.metrics import contended
 from feedbench.pipelines.loop.result import RunResult
 
 RESULTS_JSON = "results.json"
@@ -31,11 +32,12 @@ class ResultStore:
     """
 
     def __init__(self, out: Path, rows: list[dict[str, Any]], settings: Settings | None, *,
-                 retry_failed: bool = False) -> None:
+                 retry_failed: bool = False, retry_contended: bool = False) -> None:
         self.out = out
         self.rows = rows
         self.settings = settings
         self.retry_failed = retry_failed
+        self.retry_contended = retry_contended
         self._holds = False  # whether closing this store lets other processes write again
 
     def __enter__(self) -> ResultStore:
@@ -84,10 +86,11 @@ class ResultStore:
 
     @classmethod
     def open(cls, out: str | os.PathLike[str], settings: Settings, *, resume: bool,
-             retry_failed: bool = False) -> ResultStore:
+             retry_failed: bool = False, retry_contended: bool = False) -> ResultStore:
         """A folder to measure into with `settings`, held by this process until :meth:`close`
         (or the process ends): use it in a ``with`` block. With `retry_failed`, cells whose
-        saved run failed count as not measured (:meth:`measured`), so they run again.
+        saved run failed count as not measured (:meth:`measured`), so they run again; with
+        `retry_contended`, so do cells whose run shared its CPUs (contention above 0.05).
 
         Raises:
             ConfigError: The folder holds results and `resume` is false, or it holds results
@@ -106,6 +109,7 @@ class ResultStore:
             raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror})") from exc
         store = cls._holding(out, lambda: cls._checked(out, settings, resume=resume))
         store.retry_failed = retry_failed
+        store.retry_contended = retry_contended
         return store
 
     @staticmethod
@@ -149,10 +153,12 @@ class ResultStore:
         return None
 
     def measured(self, cell: Cell) -> dict[str, Any] | None:
-        """The row of `cell` if it need not run again: saved, and a success unless failed runs
-        are to be retried."""
+        """The row of `cell` if it need not run again: saved, a success unless failed runs are
+        to be retried, and one that had its CPUs to itself unless contended runs are."""
         row = self.find(cell)
         if row is None or (self.retry_failed and not row["ok"]):
+            return None
+        if self.retry_contended and row["ok"] and contended(row.get("contention")):
             return None
         return row
 

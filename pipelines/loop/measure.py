@@ -337,6 +337,7 @@ class _Loop:
             peak_pss_bytes=self.sampler.peak_pss_bytes,
             peak_device_bytes=torch.cuda.max_memory_allocated(self.device) if self.cuda else None,
             cpu_util=self.sampler.cpu_util(),
+            contention=self.sampler.contention(),
             skipped=stats.skipped,
             truncated=stats.truncated,
             config=settings,

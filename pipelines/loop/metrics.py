@@ -20,7 +20,11 @@ From them, over the measured window:
 - accelerator utilization (AU, as MLPerf Storage defines it): ``sum(compute_i) / window``;
 - wait percentiles p50/p95/p99 of ``wait_i``;
 - input-bound verdict, the TensorFlow Profiler's reading of the same figure: under 5% of
-  step time waiting for input is "not", 5-20% "moderately", 20% or more "highly".
+  step time waiting for input is "not", 5-20% "moderately", 20% or more "highly";
+- contention: the CPU time other processes took on the run's CPUs during the window (their
+  busy time in /proc/stat less the run's own process tree), as a fraction of the window x
+  the CPUs. A run above :data:`CONTENDED` shared its CPUs: its figures are kept, but no
+  verdict is drawn from them (DESIGN.md).
 
 A producer with a known per-batch cost d and a workload with a known step time c have an
 analytic steady state (:func:`steady_state`), against which the tests hold these figures.
@@ -33,6 +37,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 INPUT_BOUND_LEVELS = ((0.05, "not"), (0.20, "moderately"), (math.inf, "highly"))
+CONTENDED = 0.05  # a run whose CPUs other processes used for more than this fraction shared them
+
+
+def contended(contention: float | None) -> bool:
+    """Whether a run's contention says it shared its CPUs (an unknown one does not)."""
+    return contention is not None and not math.isnan(contention) and contention > CONTENDED
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class RunResult:
         peak_pss_bytes: Peak proportional set size of the tree (shared pages counted once).
         peak_device_bytes: Peak memory allocated on the device by torch (None on the CPU).
         cpu_util: CPU seconds the tree used per second of the window (2.0: two cores busy).
+        contention: The CPU time other processes took on the run's CPUs during the window, as
+            a fraction of the window x those CPUs (NaN where it cannot be read). Above
+            ``metrics.CONTENDED`` (0.05) the run shared its CPUs: no verdict is drawn from it.
         skipped: Samples the pipeline dropped and counted.
         truncated: Documents cut to ``max_len`` (text pipelines), each counted once.
         config: The configuration of the run (loader and measurement settings).
@@ -75,6 +78,7 @@ class RunResult:
     peak_pss_bytes: int = 0
     peak_device_bytes: int | None = None
     cpu_util: float = math.nan
+    contention: float = math.nan
     skipped: int = 0
     truncated: int = 0
     config: Mapping[str, Any] = field(default_factory=dict)

@@ -1,15 +1,46 @@
 """Memory and CPU of the whole process tree (DataLoader workers included), sampled in the
-background while a run is measured."""
+background while a run is measured, and the CPU time other processes took on the run's CPUs."""
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import threading
 import time
+from collections.abc import Sequence
 
 import psutil
 
+from feedbench.pipelines.core.machine import usable_cpus
+
 log = logging.getLogger(__name__)
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# /proc/stat's columns of the time processes ran on a CPU: user, nice, system (guest time is
+# inside user). Not irq, softirq and steal: a run's own wake-ups cost interrupt time, and on a
+# virtual machine the hypervisor's steal grows with them (measured here: 3% of two CPUs for a
+# run sleeping 10 ms a step), which would read as other processes.
+_BUSY_COLUMNS = (0, 1, 2)
+
+
+def cpu_busy_seconds(cpus: Sequence[int]) -> float | None:
+    """Seconds that processes (all of them) have run on the CPUs `cpus` since boot, from
+    /proc/stat; None where it cannot be read."""
+    wanted = {f"cpu{cpu}" for cpu in cpus}
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            rows = [line.split() for line in stat if line.startswith("cpu")]
+    except OSError:
+        return None
+    ticks = 0
+    found = 0
+    for row in rows:
+        if row[0] in wanted:
+            values = [int(v) for v in row[1:]]
+            ticks += sum(values[i] for i in _BUSY_COLUMNS if i < len(values))
+            found += 1
+    return ticks / _TICKS_PER_S if found == len(wanted) else None
 
 
 class TreeSampler:
@@ -25,13 +56,23 @@ class TreeSampler:
     the page tables: about 9 ms for a process with torch loaded) every `pss_every` samples
     and at the window's start and end. Together under 2% of a core.
 
+    Contention (:meth:`contention`): the CPU time that other processes took on the run's CPUs
+    between :meth:`mark` and :meth:`stop` (their busy time in /proc/stat, less the tree's own),
+    as a fraction of the interval x the CPUs.
+
     Args:
         interval_s: Seconds between samples.
         list_every: Samples between refreshes of the process list.
         pss_every: Samples between PSS readings.
+        cpus: The CPUs the run may use (its affinity: the tree runs nowhere else); None for
+            this process's.
     """
 
-    def __init__(self, interval_s: float = 0.1, list_every: int = 5, pss_every: int = 20) -> None:
+    def __init__(self, interval_s: float = 0.1, list_every: int = 5, pss_every: int = 20,
+                 cpus: Sequence[int] | None = None) -> None:
+        self.cpus = usable_cpus() if cpus is None else list(cpus)
+        self._busy_at_mark: float | None = None
+        self._busy_at_stop: float | None = None
         self.interval_s = interval_s
         self.list_every = list_every
         self.pss_every = pss_every
@@ -63,6 +104,7 @@ class TreeSampler:
             self._sample_locked(pss=True)
             self._sample_locked()
             self._cpu_at_mark = dict(self._cpu_last)
+            self._busy_at_mark = cpu_busy_seconds(self.cpus)
             self._mark_t = time.perf_counter()
 
     def stop(self) -> None:
@@ -77,6 +119,7 @@ class TreeSampler:
         with self._lock:
             self._sample_locked()
             self._stop_t = time.perf_counter()
+            self._busy_at_stop = cpu_busy_seconds(self.cpus)
             self._cpu_last_at_stop = dict(self._cpu_last)
             self._sample_locked(pss=True)
 
@@ -89,6 +132,15 @@ class TreeSampler:
         """Cores busy on average between :meth:`mark` and :meth:`stop` (2.0: two cores)."""
         interval = self._stop_t - self._mark_t
         return self.cpu_seconds() / interval if interval > 0 else float("nan")
+
+    def contention(self) -> float:
+        """The fraction of the run's CPUs' time between :meth:`mark` and :meth:`stop` that other
+        processes took (0: the run had its CPUs to itself); NaN where /proc/stat is unreadable."""
+        interval = self._stop_t - self._mark_t
+        if self._busy_at_mark is None or self._busy_at_stop is None or interval <= 0:
+            return math.nan
+        others = (self._busy_at_stop - self._busy_at_mark) - self.cpu_seconds()
+        return min(1.0, max(0.0, others / (interval * len(self.cpus))))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -22,15 +22,16 @@ def settings(small_folder):
                     measure=MeasureConfig(workload="emulated:5ms", device="cpu", steps=5), options=TINY)
 
 
-def _fake_row(settings, framework, workers, rate=100.0, ok=True):
+def _fake_row(settings, framework, workers, rate=100.0, ok=True, contention=0.0):
     result = RunResult(samples_per_s=rate, batches_per_s=rate / 4, starvation=0.5, accelerator_utilization=0.5,
-                       steps=5, window_s=1.0) if ok else RunResult.failed("RuntimeError: boom")
+                       steps=5, window_s=1.0, contention=contention) if ok else RunResult.failed("RuntimeError: boom")
     return grid.make_row(settings, Cell(framework, workers), result, command="test", started_at="t", wall_s=1.0)
 
 
 @pytest.fixture
 def fake_row():
-    """``fake_row(settings, framework, workers, rate=100.0, ok=True)``: a results row without a run."""
+    """``fake_row(settings, framework, workers, rate=100.0, ok=True, contention=0.0)``: a results row
+    without a run."""
     return _fake_row
 
 

@@ -146,14 +146,14 @@ def test_summary_follows_pytest_benchmarks_table_with_one_row_per_loader(pyteste
     start, rows = _summary_rows(lines)
     assert start > table
     assert lines[start + 1].split() == ["Name", "samples/s", "starvation", "AU", "input-bound", "peak", "RSS", "MB",
-                                        "skipped"]
+                                        "skipped", "contention"]
     assert set(rows) == {"test_free", "test_slow"}  # the plain benchmark has no RunResult
     recorded = {name: bench["extra_info"].get("run_result") for name, bench in _json(pytester).items()}
     for name, verdict, skipped in (("test_free", "not", "3"), ("test_slow", "highly", "0")):
         run = recorded[name]
         assert rows[name][1:] == [f"{run['samples_per_s']:,.1f}", f"{run['starvation']:.3f}",
                                   f"{run['accelerator_utilization']:.3f}", verdict,
-                                  f"{run['peak_rss_bytes'] / 1e6:,.0f}", skipped]
+                                  f"{run['peak_rss_bytes'] / 1e6:,.0f}", skipped, f"{run['contention']:.3f}"]
 
 
 def test_the_summary_can_be_turned_off(pytester):

@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table
 
 from feedbench.pipelines.core.checks import AUTOTUNE
+from feedbench.pipelines.loop.metrics import contended
 
 Row = Mapping[str, Any]
 
@@ -44,12 +45,14 @@ def fmt_bytes(value: Any) -> str:
 
 
 COLUMNS = ("framework", "workers", "samples/s", "starvation", "AU", "input-bound", "TTFB s", "wait p95 ms",
-           "peak PSS MB", "peak RSS MB", "CPU cores", "status")
+           "peak PSS MB", "peak RSS MB", "CPU cores", "contention", "status")
 
 
 def table_cells(row: Row) -> tuple[str, ...]:
     """One row of the results table, as text."""
     status = "ok" if row["ok"] else f"FAILED: {row.get('error') or 'unknown'}"
+    if row["ok"] and contended(row.get("contention")):
+        status = "shared its CPUs"
     wait_p95 = row.get("wait_p95_s")
     return (
         row["framework"], str(row["workers"]), fmt(row.get("samples_per_s"), ".1f"),
@@ -58,7 +61,7 @@ def table_cells(row: Row) -> tuple[str, ...]:
         fmt(None if wait_p95 is None else wait_p95 * 1e3, ".1f"),
         fmt((row.get("peak_pss_bytes") or 0) / 1e6 or None, ".0f"),
         fmt((row.get("peak_rss_bytes") or 0) / 1e6 or None, ".0f"),
-        fmt(row.get("cpu_util"), ".2f"), status,
+        fmt(row.get("cpu_util"), ".2f"), fmt(row.get("contention"), ".2f"), status,
     )
 
 
@@ -105,7 +108,9 @@ def describe(row: Row) -> list[str]:
         f"{row['samples']} samples, {row['epochs']} epoch(s), stopped by {row['stop_reason']}",
         f"  peak memory        PSS {fmt_bytes(row['peak_pss_bytes'])}, RSS {fmt_bytes(row['peak_rss_bytes'])}, "
         f"device {fmt_bytes(row.get('peak_device_bytes'))}",
-        f"  CPU used           {row['cpu_util']:.2f} cores",
+        f"  CPU used           {row['cpu_util']:.2f} cores; contention {fmt(row.get('contention'), '.3f')}"
+        + (" (other processes used its CPUs: above 0.05, no verdict is drawn from this run)"
+           if contended(row.get("contention")) else ""),
         # text: records the corpus reader dropped (empty, unreadable); image: samples skipped by on_error
         f"  {'records' if row['task'] == 'text' else 'samples'} skipped    {row['skipped']}",
     ]

@@ -23,6 +23,7 @@ from feedbench.pipelines.harness.report.table import (
     workers_key,
 )
 from feedbench.pipelines.harness.sweep_rule import NEAR_BEST
+from feedbench.pipelines.loop.metrics import CONTENDED, contended
 
 # Best throughputs closer than this are read as a tie: one run per cell, on shared cores
 # (the sweep's own "as good as the best", so that its recommendation and the report agree).
@@ -173,11 +174,16 @@ def verdict(rows: Sequence[Row], targets: Mapping[str, float] | None = None) -> 
     """
     if not rows:
         return ["No results."]
-    best = _best(rows)
     failed = [r for r in rows if not r["ok"]]
     tail = [f"{len(failed)} of {len(rows)} runs failed; their reasons are in the table."] if failed else []
+    shared = [r for r in rows if r["ok"] and contended(r.get("contention"))]
+    tail = [*_contended(shared, rows), *tail]
+    rows = [r for r in rows if r not in shared]  # no verdict is drawn from a run that shared its CPUs
+    best = _best(rows)
     if not best:
-        return ["No run succeeded, so nothing can be compared.", *tail]
+        head = ("No run had its CPUs to itself, so no winner is drawn." if shared
+                else "No run succeeded, so nothing can be compared.")
+        return [head, *tail]
     ranked = sorted(best.values(), key=lambda r: r["samples_per_s"], reverse=True)
     cpus = rows[0].get("settings", {}).get("cpus", "?")
     if len(ranked) == 1:
@@ -189,6 +195,17 @@ def verdict(rows: Sequence[Row], targets: Mapping[str, float] | None = None) -> 
         lines = _headline(ranked, cpus) + _per_count(rows)
     return [*lines, _kept_busy(rows, targets or {}), *_unlike_settings(rows), *_short_windows(rows),
             *_epoch_crossings(rows), *tail]
+
+
+def _contended(shared: Sequence[Row], rows: Sequence[Row]) -> list[str]:
+    """A caution naming the runs that shared their CPUs with other processes."""
+    if not shared:
+        return []
+    named = ", ".join(f"{r['framework']} workers={r['workers']} {r['contention']:.2f}"
+                      for r in sorted(shared, key=lambda r: (r["framework"], workers_key(r["workers"]))))
+    return [f"Caution: {len(shared)} of {len(rows)} runs shared their CPUs with other processes (contention above "
+            f"{CONTENDED:g}: {named}); their figures are in the table, but no verdict above is drawn from them. "
+            "The same command with --resume --retry-contended measures them again."]
 
 
 SHORT_WINDOW_S = 2.0  # shorter measured windows than this say more about noise than about a pipeline

@@ -137,6 +137,27 @@ def test_run_grid_skips_saved_cells_and_keeps_each_row_as_it_comes(settings, tmp
     assert started == [(Cell("tf", 1), 1, 1)] and len(ResultStore.load(tmp_path).rows) == 4
 
 
+def test_a_run_that_shared_its_cpus_is_measured_again_when_asked(settings, tmp_path, monkeypatch, fake_row):
+    contentions = iter([0.4, 0.2, 0.3, 0.0])  # the first cell three times (the least kept), the second once
+    ran = []
+
+    def fake_run_cell(s, cell, *, command):
+        ran.append(cell)
+        return fake_row(s, cell.framework, cell.workers, contention=next(contentions))
+
+    monkeypatch.setattr(grid, "run_cell", fake_run_cell)
+    cells = plan.cells(["torch"], [0, 1])
+    with ResultStore.open(tmp_path, settings, resume=False, retry_contended=True) as store:
+        grid.run_grid(settings, cells, store, command="test")
+    assert ran == [Cell("torch", 0)] * grid.CONTENDED_TRIES + [Cell("torch", 1)]
+    assert [row["contention"] for row in ResultStore.load(tmp_path).rows] == [0.2, 0.0]
+    # Saved, a contended run counts as measured unless asked otherwise.
+    with ResultStore.open(tmp_path, settings, resume=True) as store:
+        assert store.measured(Cell("torch", 0)) is not None
+    with ResultStore.open(tmp_path, settings, resume=True, retry_contended=True) as store:
+        assert store.measured(Cell("torch", 0)) is None and store.measured(Cell("torch", 1)) is not None
+
+
 def test_failed_cells_run_again_only_when_asked(settings, tmp_path, monkeypatch, fake_row):
     monkeypatch.setattr(grid, "run_cell", lambda s, cell, *, command: fake_row(s, cell.framework, cell.workers, 77.0))
     with ResultStore.open(tmp_path, settings, resume=False) as store:

@@ -18,8 +18,10 @@ def settings(small_folder):
                     measure=MeasureConfig(workload="emulated:20ms", device="cpu", cpus=1, steps=40))
 
 
-def row(settings, framework, workers, rate, *, starvation=0.5, pss=1e9, ok=True, window=5.0, au=0.5, epochs=1):
+def row(settings, framework, workers, rate, *, starvation=0.5, pss=1e9, ok=True, window=5.0, au=0.5, epochs=1,
+        contention=0.0):
     result = (RunResult(samples_per_s=rate, batches_per_s=rate / 32, starvation=starvation, accelerator_utilization=au,
+                        contention=contention,
                         steps=40, window_s=window, epochs=epochs, peak_pss_bytes=int(pss),
                         peak_rss_bytes=int(pss * 1.5), device="cpu", cpu_util=1.0, ttfb_s=0.5, wait_p95_s=0.01)
               if ok else RunResult.failed("the run's process was killed by SIGKILL (out of memory?) "
@@ -173,3 +175,18 @@ def test_skipped_is_named_for_what_the_task_skips(settings):
     image = row(settings, "torch", 2, 123.4)
     assert "  samples skipped    0" in report.describe(image)
     assert "  records skipped    0" in report.describe({**image, "task": "text"})
+
+
+def test_no_verdict_is_drawn_from_runs_that_shared_their_cpus(settings):
+    rows = grid_rows(settings, {1: 100.0, 2: 150.0}, {1: 90.0, 2: 140.0})
+    rows.append(row(settings, "tf", 4, 500.0, contention=0.48))  # the fastest, but beside another job
+    lines = report.verdict(rows)
+    assert lines[0].startswith("torch fed the consumer better") and "150.0 samples/s at 2 workers" in lines[0]
+    caution = [line for line in lines if "shared their CPUs" in line]
+    assert len(caution) == 1 and "1 of 5 runs" in caution[0] and "tf workers=4 0.48" in caution[0]
+    assert "--retry-contended" in caution[0] and not any("500.0" in line for line in lines if line not in caution)
+    cells = report.table_cells(rows[-1])
+    assert cells[report.COLUMNS.index("contention")] == "0.48" and cells[-1] == "shared its CPUs"
+    alone = report.verdict([row(settings, "tf", 1, 10.0, contention=0.2),
+                            row(settings, "torch", 1, 9.0, contention=0.3)])
+    assert alone[0] == "No run had its CPUs to itself, so no winner is drawn."

@@ -1,16 +1,32 @@
 """The consumer loop against analytic ground truth (metrics.steady_state), on the CPU.
 
-Tolerances from the issue: throughput within 5%, starvation and AU within 0.03.
+Tolerances from the issue: throughput within 5%, starvation and AU within 0.03. A busy machine
+does not make a false failure, and the tolerances stay: a case that misses its truth while
+other processes took its CPUs (contention above 0.05, measured by the run itself) is measured
+again, up to three times, and skipped with the contention if the machine stays busy. A case
+that misses while it had its CPUs to itself fails.
 """
 
 import pytest
 
+from feedbench.pipelines.loop.metrics import contended
 from feedbench.pipelines.truth.validate import CASES, FRACTION_TOLERANCE, THROUGHPUT_TOLERANCE, run_case
+
+TRIES = 3
+
+
+def _check(case):
+    for _ in range(TRIES):
+        check = run_case(case, device="cpu")
+        if check.passed or not contended(check.result.contention):
+            return check
+    pytest.skip(f"the machine was busy: other processes took {check.result.contention:.0%} of the run's CPUs in "
+                f"each of {TRIES} tries ({check.throughput_error:+.1%} from the truth)")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_measured_steady_state_matches_the_analytic_one(case):
-    check = run_case(case, device="cpu")
+    check = _check(case)
     result, truth = check.result, check.truth
     assert result.ok and result.steps == 60 and result.samples == 60 * case.batch_size
     assert result.batches_per_s == pytest.approx(truth.batches_per_s, rel=THROUGHPUT_TOLERANCE)
