@@ -161,11 +161,12 @@ def test_a_wrong_import_would_be_caught():
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if layer(m) in ("core", "workloads", "loop", "registry")
                                           and not m.endswith(("dataloader", "measure", "adapter", "devices",
-                                                              "models"))))
+                                                              "timeline", "models"))))
 def test_importing_the_lower_layers_loads_no_framework(module):
     """The core, the workloads' names, the loop's config and results, the registry: no torch,
     TensorFlow, pyarrow, Pillow or NumPy at import time (the modules that need torch are the
-    DataLoader options, measure and its adapter and devices, and the model workloads)."""
+    DataLoader options, measure and its adapter, devices and CUDA timeline, and the model
+    workloads)."""
     code = f"import sys, {module}; print(sorted(m for m in {FRAMEWORKS!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/")
     assert out.stdout.strip() == "[]"

@@ -9,6 +9,7 @@ truncate (``map`` on `workers` threads) -> batch, by length bucket
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ import numpy as np
 
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
-from feedbench.pipelines.core.frameworks import import_tensorflow
+from feedbench.pipelines.core.frameworks import import_tensorflow, private_threads
 from feedbench.pipelines.core.seeds import stream_seed
 from feedbench.pipelines.core.stats import attach
 from feedbench.text import _records, tokenizers
@@ -225,7 +226,8 @@ def build_tf_dataset(source: str | os.PathLike[str] | Any, cfg: TextConfig) -> t
     batches = _batched(_encoded(_documents(prepared, cfg), encoder, cfg), prepared, cfg)
     if cfg.prefetch != 0:
         batches = batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == AUTOTUNE else cfg.prefetch)
-    stats = prepared.stats(cfg)
+    batches, threads = private_threads(batches, cfg.workers)
+    stats = dataclasses.replace(prepared.stats(cfg), threads=threads)
     return attach(batches, lambda: stats)
 
 

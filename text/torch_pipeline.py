@@ -9,6 +9,7 @@ worker) -> pinned memory.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from feedbench.pipelines.core.dataloader import dataloader_options
+from feedbench.pipelines.core.dataloader import DeviceAwareLoader, dataloader_options
 from feedbench.pipelines.core.stats import LoaderStats
 from feedbench.text import tokenizers
 from feedbench.text._common import Prepared, bucket_of, prepare_source
@@ -114,7 +115,7 @@ def _collate(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch
     return torch.from_numpy(token_ids), torch.from_numpy(lengths), torch.from_numpy(labels)
 
 
-class TextLoader(torch.utils.data.DataLoader):
+class TextLoader(DeviceAwareLoader, torch.utils.data.DataLoader):
     """A DataLoader of (token_ids int64 [B, T], lengths int64 [B], labels int64 [B]).
 
     Bad records were dealt with when it was built. :meth:`loader_stats` reports to the
@@ -144,7 +145,7 @@ class TextLoader(torch.utils.data.DataLoader):
         return self._stats.truncated
 
     def loader_stats(self) -> LoaderStats:
-        return self._stats
+        return dataclasses.replace(self._stats, threads=self.thread_roles())
 
 
 def _batch_sampler(prepared: Prepared, cfg: TextConfig) -> torch.utils.data.Sampler:

@@ -20,7 +20,7 @@ from feedbench.datasets.parquet import ParquetShards
 from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
-from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds
+from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds, private_threads
 from feedbench.pipelines.core.seeds import stream_seed
 from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead
 from feedbench.vision._common import (
@@ -333,11 +333,11 @@ def build_tf_dataset(source: str | os.PathLike[str] | Source | Any, cfg: ImageCo
     # Paths are shuffled whole (they are small); encoded images through a buffer of batches.
     buffer = len(resolved.samples) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
     images = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder")
-    dataset = _finish(images, cfg)
+    dataset, threads = private_threads(_finish(images, cfg), cfg.workers)
     count = skipped if callable(skipped) else (lambda: skipped)
     ahead = batches_ahead(cfg.workers, cfg.prefetch)
     return attach(dataset, lambda: LoaderStats(skipped=count(), num_classes=len(classes) if classes else None,
-                                               batches_ahead=ahead))
+                                               batches_ahead=ahead, threads=threads))
 
 
 def tf_dataset(

@@ -18,7 +18,7 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
 from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
-from feedbench.pipelines.core.dataloader import dataloader_options
+from feedbench.pipelines.core.dataloader import DeviceAwareLoader, dataloader_options
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.stats import LoaderStats, batches_ahead
 from feedbench.vision._common import ImageConfig, Source, looks_like_image, random_resized_crop, resolve_source
@@ -134,7 +134,7 @@ def _collate(
     return images, labels, problems
 
 
-class ImageLoader(torch.utils.data.DataLoader):
+class ImageLoader(DeviceAwareLoader, torch.utils.data.DataLoader):
     """A DataLoader of (images [B, 3, S, S], labels int64 [B]) that handles bad images in
     the main process: "raise" raises DatasetError naming the file; "skip" drops and counts
     it (``skipped``; :meth:`loader_stats` reports it, and the consumer loop records it in
@@ -157,7 +157,8 @@ class ImageLoader(torch.utils.data.DataLoader):
         """What the consumer loop records: skips, classes (folders), batches made ahead."""
         classes = len(self.dataset.source.classes) if self.dataset.source.classes else None
         return LoaderStats(skipped=self.skipped, num_classes=classes,
-                           batches_ahead=batches_ahead(self.config.workers, self.config.prefetch))
+                           batches_ahead=batches_ahead(self.config.workers, self.config.prefetch),
+                           threads=self.thread_roles())
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for images, labels, problems in super().__iter__():

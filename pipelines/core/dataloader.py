@@ -32,3 +32,28 @@ def dataloader_options(workers: int | str, prefetch: int | str) -> dict[str, Any
         # threads run, and a fork copies their locks (and TensorFlow's thread pools).
         "multiprocessing_context": "spawn" if count else None,
     }
+
+
+class DeviceAwareLoader:
+    """What feedbench's DataLoaders (image and text) add to ``torch.utils.data.DataLoader``, as a
+    mixin: they pin memory only when the run's device is CUDA (``use_device``, which the consumer
+    loop calls before the first batch; pinning for a CPU run is a copy for nothing), and they say
+    which threads each mode runs."""
+
+    num_workers: int
+    pin_memory: bool
+
+    def use_device(self, device_type: str) -> None:
+        import torch
+
+        self.pin_memory = device_type == "cuda" and torch.cuda.is_available()
+
+    def thread_roles(self) -> tuple[tuple[str, int], ...]:
+        """(role, threads): the main process's intra-op threads (which decode and transform at
+        workers=0), and one intra-op thread in each worker process (the DataLoader sets it)."""
+        import torch
+
+        roles = [("main process intra-op", torch.get_num_threads())]
+        if self.num_workers:
+            roles.append(("intra-op per worker process", 1))
+        return tuple(roles)

@@ -25,8 +25,10 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 from feedbench.pipelines.core.errors import MissingDependencyError
+from feedbench.pipelines.core.machine import usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -136,3 +138,14 @@ def import_tfds() -> ModuleType:
             f"this needs tensorflow-datasets, which cannot be imported ({exc}); "
             "install it with `pip install tensorflow-datasets`"
         ) from exc
+
+
+def private_threads(dataset: Any, workers: int | str) -> tuple[Any, tuple[tuple[str, int | str], ...]]:
+    """`dataset` running on a tf.data thread pool of its own, one thread per CPU this process may
+    use (the pool tf.data would size from them by default, made explicit and recorded), and the
+    threads each role runs: (role, count) pairs for ``LoaderStats.threads``."""
+    tf = import_tensorflow()
+    size = len(usable_cpus())
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = size
+    return dataset.with_options(options), (("tf.data private pool", size), ("map parallel calls", workers))

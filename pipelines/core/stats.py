@@ -35,6 +35,8 @@ class LoaderStats:
         vocab_size: Token ids the batches may hold: ids lie in ``[0, vocab_size)`` (text).
         num_classes: Labels lie in ``[0, num_classes)``.
         batches_ahead: Batches the loader makes ahead of the consumer (workers x prefetch).
+        threads: The threads it runs, by role ("main process intra-op", "intra-op per worker",
+            "tf.data private pool", ...), as (role, count) pairs: the choice of each mode, recorded.
     """
 
     skipped: int = 0
@@ -42,6 +44,7 @@ class LoaderStats:
     vocab_size: int | None = None
     num_classes: int | None = None
     batches_ahead: int | None = None
+    threads: tuple[tuple[str, int | str], ...] = ()
 
 
 @runtime_checkable
@@ -49,6 +52,19 @@ class ReportsStats(Protocol):
     """A loader that reports its stats itself."""
 
     def loader_stats(self) -> LoaderStats: ...
+
+
+@runtime_checkable
+class UsesDevice(Protocol):
+    """A loader that adapts to the device its batches go to (pins memory for CUDA only)."""
+
+    def use_device(self, device_type: str) -> None: ...
+
+
+def use_device(loader: Any, device_type: str) -> None:
+    """Tells `loader` the type of device ("cpu", "cuda") its batches go to, if it asks."""
+    if isinstance(loader, UsesDevice):
+        loader.use_device(device_type)
 
 
 # Loaders registered by attach(): a weak key, so that registering keeps nothing alive.

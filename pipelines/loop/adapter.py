@@ -3,8 +3,8 @@
 Accepted leaves: torch tensors, TensorFlow tensors (crossing by DLPack: no copy on the CPU;
 rank-4 NHWC images become an NCHW view with channels_last strides, also no copy), NumPy
 arrays (``torch.from_numpy``, no copy). Containers: tuples, lists and dicts of leaves, nested.
-On CUDA, tensors are pinned (unless the loader pinned them) and copied with
-``non_blocking=True``.
+On CUDA, tensors are pinned (unless the loader pinned them: :func:`pinned`, before the step)
+and copied with ``non_blocking=True``.
 """
 
 from __future__ import annotations
@@ -59,15 +59,23 @@ def to_torch(batch: Any) -> Any:
     )
 
 
+def pinned(batch: Any) -> Any:
+    """The batch with every host tensor in pinned (page-locked) memory, copying those that are
+    not; the loop calls it on CUDA before a step's first event, so that the pinning copy of a
+    batch that arrives unpinned (tf.data by DLPack, NumPy) is the host's time, not the copy's."""
+    if isinstance(batch, torch.Tensor):
+        return batch if batch.device.type != "cpu" or batch.is_pinned() else batch.pin_memory()
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(pinned(item) for item in batch)
+    return {key: pinned(value) for key, value in batch.items()}
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Moves a batch of torch tensors to `device`: pinned and non-blocking on CUDA."""
+    """Moves a batch of torch tensors to `device`, non-blocking on CUDA (from pinned memory: see
+    :func:`pinned`)."""
     if isinstance(batch, torch.Tensor):
         if device.type != "cuda":
             return batch if batch.device == device else batch.to(device)
-        if batch.device.type != "cpu":  # already on a GPU (a GPU decoder, say): nothing to pin
-            return batch.to(device, non_blocking=True)
-        if not batch.is_pinned():
-            batch = batch.pin_memory()
         return batch.to(device, non_blocking=True)
     if isinstance(batch, (tuple, list)):
         return type(batch)(to_device(item, device) for item in batch)

@@ -26,9 +26,9 @@ from feedbench.pipelines.core.errors import (
     WorkloadError,
     one_line,
 )
-from feedbench.pipelines.core.stats import stats_of
+from feedbench.pipelines.core.stats import stats_of, use_device
 from feedbench.pipelines.loop import metrics
-from feedbench.pipelines.loop.adapter import batch_size, to_device, to_torch
+from feedbench.pipelines.loop.adapter import batch_size, pinned, to_device, to_torch
 from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.devices import resolve_device
 from feedbench.pipelines.loop.fetcher import Fetcher
@@ -122,11 +122,15 @@ def measure_with(batches: Iterable[Any], settings: MeasureConfig, config: Mappin
     work = parse_workload(settings.workload)
     work.bind(stats_of(batches))  # before the settings: binding may size the workload (textcls)
     dev = resolve_device(settings.device)
+    use_device(batches, dev.type)  # a loader that pins pins for CUDA only
     warmup = settings.warmup_steps(stats_of(batches).batches_ahead)
     # What was asked (config: the loader's settings and, for an isolated run, the run's), then
     # what it resolved to: the device "auto" named, the warm-up "auto" counted, the workload named.
     recorded = {**dict(config or {}), **settings.to_dict(), "workload": work.describe(), "device": str(dev),
                 "warmup": warmup}
+    threads = stats_of(batches).threads
+    if threads:
+        recorded["threads"] = dict(threads)
     loop = _Loop(batches, work, dev, settings.timeout, settings.cycle)
     # Events, the emulated kernel and the workload's launches go to the current device.
     on_device = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
@@ -194,12 +198,13 @@ class _Loop:
         return value
 
     def prepare(self, raw: Any) -> tuple[Any, int]:
-        """(host batch as torch tensors, sample count); errors name the step."""
+        """(host batch as torch tensors, pinned on CUDA; sample count); errors name the step."""
         try:
             batch = to_torch(raw)
-            return batch, batch_size(batch)
+            count = batch_size(batch)
         except BatchError as exc:
             raise BatchError(f"{self._where()}: {exc}") from exc
+        return (pinned(batch) if self.cuda else batch), count
 
     def synchronize(self) -> None:
         if self.timeline is not None:

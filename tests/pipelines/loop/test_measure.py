@@ -202,3 +202,25 @@ def test_memory_and_cpu_of_the_tree_are_sampled():
     assert result.cpu_util < 0.5  # sleeping consumer and producer: the CPU stays mostly free
     assert result.peak_device_bytes is None
     assert result.ttfb_s >= 0 and result.wait_p50_s <= result.wait_p95_s <= result.wait_p99_s
+
+
+def test_the_loader_learns_the_runs_device_and_its_threads_are_recorded():
+    class Aware(Reporting):
+        def use_device(self, device_type):
+            self.device_type = device_type
+
+    loader = Aware(_batches(5), threads=(("main process intra-op", 2),))
+    result = measure(loader, workload="emulated:1ms", device="cpu", steps=3, warmup=1)
+    assert loader.device_type == "cpu"  # before the first batch: a DataLoader pins for CUDA only
+    assert result.config["threads"] == {"main process intra-op": 2}
+
+
+def test_feedbench_dataloaders_pin_only_for_cuda(small_folder):
+    from feedbench.vision import torch_loader
+
+    loader = torch_loader(small_folder.root, workers=1, batch_size=4, image_size=16)
+    loader.pin_memory = True  # as on a machine with CUDA
+    loader.use_device("cpu")
+    assert loader.pin_memory is False
+    roles = dict(loader.loader_stats().threads)
+    assert roles["intra-op per worker process"] == 1 and roles["main process intra-op"] >= 1
