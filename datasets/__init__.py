@@ -1,14 +1,36 @@
 """The data every feedbench pipeline reads: generated locally, or the user's own.
 
-TensorFlow Datasets support (:func:`tfds_images`, :func:`tfds_text`) imports TensorFlow
-only when called.
+Names are imported on first use, so that a module that needs one of them (a DataLoader
+worker listing an image folder, say) does not load what the others need (pyarrow for
+Parquet shards, TensorFlow for TFDS).
 """
 
-from feedbench.datasets._store import Dataset, load
-from feedbench.datasets.corpus import make_text_corpus
-from feedbench.datasets.images import make_image_folder
-from feedbench.datasets.parquet import ParquetShards, RowGroup, make_image_shards, scan_image_folder
-from feedbench.datasets.tfds import tfds_images, tfds_text
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Dataset": "feedbench.datasets._store",
+    "load": "feedbench.datasets._store",
+    "make_text_corpus": "feedbench.datasets.corpus",
+    "make_image_folder": "feedbench.datasets.images",
+    "ParquetShards": "feedbench.datasets.parquet",
+    "RowGroup": "feedbench.datasets.parquet",
+    "make_image_shards": "feedbench.datasets.parquet",
+    "scan_image_folder": "feedbench.datasets.folders",
+    "tfds_images": "feedbench.datasets.tfds",
+    "tfds_text": "feedbench.datasets.tfds",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'feedbench.datasets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "Dataset",

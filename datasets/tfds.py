@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from feedbench.datasets.parquet import scan_image_folder
+from feedbench.datasets.folders import scan_image_folder
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.files import cache_dir
 from feedbench.pipelines.core.frameworks import import_tfds
