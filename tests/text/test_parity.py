@@ -39,7 +39,10 @@ def _check(source, texts, labels, tokenizer, lowercase):
     torch_stats, tf_stats = stats_of(torch_side), stats_of(tf_side)
     # one vocabulary, built from the source the same way (the identical ids below show its order)
     assert torch_side.vocab == build_vocab(source, tokenizer=tokenizer, lowercase=lowercase)
-    assert dataclasses.replace(torch_stats, batches_ahead=None) == dataclasses.replace(tf_stats, batches_ahead=None)
+    # what is counted agrees; how far ahead each works and with which threads is each framework's own
+    own = {"batches_ahead": None, "threads": ()}
+    assert dataclasses.replace(torch_stats, **own) == dataclasses.replace(tf_stats, **own)
+    assert torch_stats.threads and tf_stats.threads
     got_torch, got_tf = _documents(torch_side), _documents(tf_side)
     assert len(got_torch) == len(texts)
     assert len(got_tf) == len(got_torch)
