@@ -104,3 +104,13 @@ def tokenizer(name: str, *, lowercase: bool) -> Callable[[str], list[str]]:
     """A picklable one-argument tokenizing function (for DataLoader workers)."""
     check_name(name)
     return functools.partial(tokenize, name=name, lowercase=lowercase)
+
+
+# The packages each tokenizer imports, for a process that will tokenize to import ahead.
+_MODULES = {"spacy": ("spacy",), "nltk": ("nltk.tokenize",), "regex": ()}
+
+
+def modules(name: str) -> tuple[str, ...]:
+    """The modules tokenizer `name` imports (none for "regex")."""
+    check_name(name)
+    return _MODULES[name]

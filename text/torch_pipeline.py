@@ -26,6 +26,8 @@ from feedbench.text._config import TextConfig
 from feedbench.text.vocab import PAD_ID, Vocab
 
 log = logging.getLogger(__name__)
+# What a worker needs, imported once by the fork server the workers start from (and the tokenizer's package).
+WORKER_MODULES = ("torch", "numpy", __name__)
 
 
 
@@ -166,7 +168,8 @@ def build_torch_loader(source: str | os.PathLike[str], cfg: TextConfig) -> TextL
         prepared,
         batch_sampler=_batch_sampler(prepared, cfg),
         collate_fn=_collate,
-        **dataloader_options(cfg.workers, cfg.prefetch),
+        **dataloader_options(cfg.workers, cfg.prefetch,
+                             preload=(*WORKER_MODULES, *tokenizers.modules(cfg.tokenizer))),
     )
 
 

@@ -26,6 +26,8 @@ from feedbench.vision._common import ImageConfig, Source, looks_like_image, rand
 log = logging.getLogger(__name__)
 
 _UNIFORMS = 41  # 40 for the crop's ten tries, 1 for the flip
+# What a worker needs, imported once by the fork server the workers start from.
+WORKER_MODULES = ("torch", "numpy", "torchvision.io", "torchvision.transforms.v2.functional", __name__)
 
 
 class _Images(torch.utils.data.Dataset):
@@ -182,7 +184,7 @@ def build_torch_loader(source: str | os.PathLike[str] | Source, cfg: ImageConfig
         cfg,
         batch_sampler=sampler,
         collate_fn=_collate,
-        **dataloader_options(cfg.workers, cfg.prefetch),
+        **dataloader_options(cfg.workers, cfg.prefetch, preload=WORKER_MODULES),
     )
 
 

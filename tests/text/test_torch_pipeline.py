@@ -156,6 +156,6 @@ def test_the_factory_pickles_and_autotune_means_one_worker_per_core(text_corpus)
     loader = pickle.loads(pickle.dumps(functools.partial(build_torch_loader, str(text_corpus.root), cfg)))()
     assert loader.config == cfg
     assert loader.num_workers == len(os.sched_getaffinity(0)) and loader.prefetch_factor == 2
-    assert loader.persistent_workers and loader.timeout > 0
+    assert loader.persistent_workers and loader.multiprocessing_context.get_start_method() == "forkserver"
     in_process = build_torch_loader(text_corpus.root, TextConfig(tokenizer="regex", workers=0))
     assert in_process.num_workers == 0 and in_process.timeout == 0

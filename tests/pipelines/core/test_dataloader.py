@@ -1,0 +1,57 @@
+"""DataLoader workers: started from a fork server, and a worker that dies is one error naming it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from feedbench.pipelines import LoaderError
+from feedbench.vision import torch_loader
+
+SCRIPT = """
+from feedbench.pipelines import measure
+from feedbench.vision import torch_loader
+measure(torch_loader({root!r}, workers=1, batch_size=4, image_size=16), workload="emulated:1ms", device="cpu", steps=2)
+"""
+
+
+def test_a_worker_that_dies_while_starting_is_one_error_naming_it_not_a_hang(small_folder):
+    """A script read from standard input cannot be imported by a worker, which dies at once: the
+    parent used to wait in its pipe or for the DataLoader's timeout (120 s)."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-"], input=SCRIPT.format(root=str(small_folder.root)), text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode != 0
+    assert time.monotonic() - started < 60
+    last = done.stderr.strip().splitlines()[-1]
+    assert "LoaderError: the loader raised at step 1" in last and "DataLoader worker process pid" in last
+    assert "exited with status 1" in last and "cannot run from standard input" in last
+
+
+def test_a_worker_killed_mid_run_is_named(small_folder):
+    loader = torch_loader(small_folder.root, workers=2, batch_size=2, image_size=16, shuffle=False)
+    batches = iter(loader)
+    next(batches)
+    victim = loader._iterator._workers[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    with pytest.raises(LoaderError, match=rf"pid {victim.pid} \(killed by SIGKILL\)"):
+        for _ in range(100):
+            next(batches)
+    del batches, loader
+
+
+def test_workers_are_forks_of_a_server_that_imported_torch_once(small_folder):
+    loader = torch_loader(small_folder.root, workers=2, batch_size=2, image_size=16)
+    assert loader.multiprocessing_context.get_start_method() == "forkserver"
+    batches = iter(loader)
+    next(batches)
+    workers = [psutil.Process(w.pid) for w in loader._iterator._workers]
+    parents = {w.parent().pid for w in workers}
+    assert len(parents) == 1 and parents != {os.getpid()}  # both forked by the same server
+    assert all("tensorflow" not in " ".join(m.path for m in w.memory_maps()) for w in workers)
+    del batches, loader
+
