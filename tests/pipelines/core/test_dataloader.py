@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from feedbench.pipelines import LoaderError
+from feedbench.pipelines.core.dataloader import stack, worker_context
 from feedbench.vision import torch_loader
 
 SCRIPT = """
@@ -55,3 +56,20 @@ def test_workers_are_forks_of_a_server_that_imported_torch_once(small_folder):
     assert all("tensorflow" not in " ".join(m.path for m in w.memory_maps()) for w in workers)
     del batches, loader
 
+
+def _stack_and_tell(samples):
+    images = stack(samples)
+    return images, images.is_shared()
+
+
+def test_a_worker_stacks_its_batch_straight_into_shared_memory():
+    import torch
+
+    samples = [torch.full((3, 4, 4), float(i)) for i in range(6)]
+    loader = torch.utils.data.DataLoader(samples, batch_size=3, num_workers=1, collate_fn=_stack_and_tell,
+                                         multiprocessing_context=worker_context(["torch", __name__]))
+    batches = list(loader)
+    assert [shared for _, shared in batches] == [True, True]  # in the worker, before it is sent
+    assert torch.equal(torch.cat([images for images, _ in batches]), torch.stack(samples))
+    images, shared = _stack_and_tell(samples)  # in the main process: an ordinary stack
+    assert not shared and torch.equal(images, torch.stack(samples))
