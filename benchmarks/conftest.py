@@ -11,9 +11,16 @@ Benchmarks that measure a loader record its RunResult with
 by task (``@pytest.mark.benchmark(group="image")``).
 """
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch  # noqa: F401
 import torchvision  # noqa: F401
+
+# The hand-written reference pipelines (reference.py) are importable by name, here and in the
+# spawned processes that measure them (a spawned child starts with its parent's sys.path).
+sys.path.insert(0, str(Path(__file__).parent))
 
 FULL_OPTION = "--feedbench-full"
 
