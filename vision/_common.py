@@ -232,16 +232,75 @@ def resolve_source(source: str | os.PathLike[str] | Source) -> Source:
     return Source("folder", root, Samples(root, samples), tuple(classes))
 
 
+# Pillow's default decompression-bomb limit (Image.MAX_IMAGE_PIXELS): both frameworks refuse
+# an image whose header claims more pixels, before decoding it. A 1.6 KB JPEG claiming
+# 65000x65000 made torchvision allocate 21 GB; TensorFlow refused it with an unnamed error.
+MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+# The header that looks_like_image reads an image's size from: a JPEG's frame header comes
+# after its APPn segments (EXIF at most 64 KiB, ICC profiles), so up to this many bytes.
+HEAD_BYTES = 128 * 1024
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, walking its segments; None if not in `data`."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _SOF:
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+        if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # no length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) that an image's header claims, read from its first HEAD_BYTES bytes
+    (JPEG, PNG, GIF, BMP, WebP); None where the header does not say (or is not in them)."""
+    head = data[:HEAD_BYTES]
+    if head[:3] == b"\xff\xd8\xff":
+        return _jpeg_size(head)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:4] == b"GIF8" and len(head) >= 10:
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head[:2] == b"BM" and len(head) >= 26:
+        return (abs(int.from_bytes(head[18:22], "little", signed=True)),
+                abs(int.from_bytes(head[22:26], "little", signed=True)))
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        chunk = head[12:16]
+        if chunk == b"VP8X":
+            return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+        if chunk == b"VP8L":
+            bits = int.from_bytes(head[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8 ":
+            return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF
+    return None
+
+
 def looks_like_image(data: bytes) -> str | None:
     """Why `data` cannot be a whole image, or None if its header and end look right.
 
-    Cheap checks that catch empty, non-image and truncated files before a decoder does
-    (a truncated JPEG lacks its end-of-image marker, and libjpeg would decode it with gray
-    filling and a warning). JPEG and PNG are checked at both ends; GIF, WebP and BMP by
-    their header only. Bytes after a JPEG's end marker (some cameras add them) are allowed.
+    Cheap checks that catch empty, non-image, truncated and oversized files before a decoder
+    does (a truncated JPEG lacks its end-of-image marker, and libjpeg would decode it with
+    gray filling and a warning; a header claiming more than MAX_PIXELS is a decompression
+    bomb). JPEG and PNG are checked at both ends; GIF, WebP and BMP by their header only.
+    Bytes after a JPEG's end marker (some cameras add them) are allowed.
     """
     if not data:
         return "empty file"
+    size = header_size(data)
+    if size and size[0] * size[1] > MAX_PIXELS:
+        return (f"{size[0]}x{size[1]} pixels, more than the limit of {MAX_PIXELS:,} "
+                "(a decompression bomb?)")
     if data[:3] == b"\xff\xd8\xff":
         return None if b"\xff\xd9" in data[-4096:] else "truncated JPEG (no end-of-image marker)"
     if data[:8] == b"\x89PNG\r\n\x1a\n":

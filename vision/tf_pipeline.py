@@ -24,6 +24,7 @@ from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds, 
 from feedbench.pipelines.core.seeds import stream_seed
 from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead
 from feedbench.vision._common import (
+    HEAD_BYTES,
     RATIO,
     SCALE,
     ImageConfig,
@@ -36,8 +37,8 @@ tf = import_tensorflow()
 log = logging.getLogger(__name__)
 
 # The file check reads a file's first and last bytes, as many as _common.looks_like_image
-# looks at (a JPEG's end marker may be followed by up to 4 KiB of a camera's trailer).
-HEAD_BYTES = 16
+# looks at (its size from the header; a JPEG's end marker may be followed by up to 4 KiB of
+# a camera's trailer).
 TAIL_BYTES = 4096
 SHUFFLE_BATCHES = 8  # shuffle buffer of Parquet rows and TFDS examples, in batches
 _CHECK_THREADS = 16  # opening files is I/O-bound: check a folder's files on threads,

@@ -68,6 +68,8 @@ class _Images(torch.utils.data.Dataset):
             image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
         except RuntimeError as exc:
             return None, label, f"{name}: cannot decode ({str(exc).splitlines()[0]})"
+        if image.ndim == 4:  # an animated GIF: its first frame, as tf.data's decode_image takes
+            image = image[0]
         rng = np.random.default_rng([self.cfg.seed, epoch, index])
         return transform(image, self.cfg, rng.random(_UNIFORMS)), label, None
 
