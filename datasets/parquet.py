@@ -88,7 +88,10 @@ def _listing_digest(samples: Sequence[tuple[Path, int]]) -> str:
     """A digest of names, sizes and modification times: changes when the folder does."""
     digest = hashlib.sha256()
     for path, label in samples:
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError as exc:  # the packing names it the same way
+            raise DatasetError(f"{path}: unreadable ({exc.strerror or exc})") from None
         digest.update(f"{path}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
