@@ -17,6 +17,7 @@ from feedbench.pipelines.core.errors import (
     LoaderError,
     LoaderTimeout,
     MissingDependencyError,
+    OutputError,
     WorkloadError,
 )
 from feedbench.pipelines.core.files import cache_dir
@@ -54,6 +55,7 @@ __all__ = [
     "LoaderTimeout",
     "MeasureConfig",
     "MissingDependencyError",
+    "OutputError",
     "RunResult",
     "RunSpec",
     "Workload",

@@ -16,7 +16,7 @@ from feedbench.pipelines.cli.options import (
     settings_from_args,
 )
 from feedbench.pipelines.cli.progress import cell_progress
-from feedbench.pipelines.cli.report import show
+from feedbench.pipelines.cli.report import printed_if_unwritten, show
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.core.machine import usable_cpus
 from feedbench.pipelines.harness.grid import run_grid
@@ -84,7 +84,7 @@ def compare(settings: Settings, frameworks: list[str], workers: list, out: Path,
         lines = ([f"{len(grid) - todo} of {len(grid)} cells were already in {out}; ran {todo}"]
                  if todo < len(grid) else [])
         try:
-            with cell_progress(what, todo) as (start, done):
+            with printed_if_unwritten(rows=lambda: store.rows), cell_progress(what, todo) as (start, done):
                 run_grid(settings, grid, store, command="compare", on_start=start, on_done=done)
         except KeyboardInterrupt:
             saved = sum(store.find(cell) is not None for cell in grid)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from feedbench.pipelines.cli.options import one_line_errors
 from feedbench.pipelines.cli.progress import stdout_console
+from feedbench.pipelines.core.errors import OutputError
 from feedbench.pipelines.harness.store import RESULTS_JSON, RESULTS_PARQUET, ResultStore
 
 
@@ -23,15 +25,37 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def show(out: Path, rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Prints the results table, draws the plots and report.md; returns the verdict and paths."""
+    """Prints the results table, draws the plots and report.md; returns the verdict and paths.
+    Where the plots or report cannot be written, the verdict is printed before the error."""
     from feedbench.pipelines.harness import report
 
     stdout_console().print(report.results_table(rows, report.title_of(rows)))
-    paths = report.render(out, rows)
     targets = report.au_targets(report.recommendations(out))  # a sweep's --target-au, where one was saved
-    return [*report.verdict(rows, targets), f"results: {out / RESULTS_JSON}, {out / RESULTS_PARQUET}",
+    verdict = list(report.verdict(rows, targets))
+    with printed_if_unwritten(verdict):
+        paths = report.render(out, rows)
+    return [*verdict, f"results: {out / RESULTS_JSON}, {out / RESULTS_PARQUET}",
             f"plots:   {', '.join(str(p) for p in paths if p.suffix == '.png')}",
             f"report:  {paths[-1]}"]
+
+
+@contextlib.contextmanager
+def printed_if_unwritten(lines: Sequence[str] = (),
+                         rows: Callable[[], Sequence[dict[str, Any]]] = tuple) -> Iterator[None]:
+    """On an OutputError in the block, prints the table of the rows that `rows()` gives then
+    and `lines` (figures measured but not saved) to stdout before the error goes on: a figure
+    is never lost to a full disk."""
+    try:
+        yield
+    except OutputError:
+        rows = rows()
+        if rows:
+            from feedbench.pipelines.harness import report
+
+            stdout_console().print(report.results_table(rows, report.title_of(rows)))
+        for line in lines:
+            print(line)
+        raise
 
 
 def _run(args: argparse.Namespace) -> list[str]:

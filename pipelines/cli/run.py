@@ -15,8 +15,8 @@ from feedbench.pipelines.cli.options import (
     settings_from_args,
 )
 from feedbench.pipelines.cli.progress import cell_progress
-from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
-from feedbench.pipelines.core.files import write_text_atomically
+from feedbench.pipelines.core.errors import ConfigError, FeedbenchError, OutputError
+from feedbench.pipelines.core.files import check_writable, write_text_atomically
 from feedbench.pipelines.harness.grid import run_cell
 from feedbench.pipelines.harness.plan import Cell
 
@@ -43,17 +43,21 @@ def _run(args: argparse.Namespace) -> list[str]:
     settings = settings_from_args(args, [args.framework])
     workers = default_workers(settings.cpus) if args.workers is None else parse_workers(args.workers)
     cell = Cell(args.framework, workers)
+    if args.json:  # before measuring: a run's figures must not be lost to a file that cannot be written
+        if Path(args.json).is_dir():
+            raise ConfigError(f"--json {args.json}: is a folder; give a file name")
+        check_writable(Path(args.json).parent, "--json's folder")
     with cell_progress("run", 1) as (start, done):
         start(cell, 1, 1)
         row = run_cell(settings, cell, command="run")
         done(cell, row)
+    lines = describe(row) if row["ok"] else []
     if args.json:
-        text = json.dumps(row, indent=1, sort_keys=True)
         try:
-            write_text_atomically(Path(args.json), text + "\n")
-        except OSError as exc:
-            raise ConfigError(f"--json {args.json}: cannot write there ({exc.strerror})") from exc
+            write_text_atomically(Path(args.json), json.dumps(row, indent=1, sort_keys=True) + "\n")
+        except OutputError:
+            print("\n".join(lines))  # what was measured, before the error says what was not written
+            raise
     if not row["ok"]:
         raise FeedbenchError(f"the run failed: {row['error']}")
-    lines = describe(row)
     return [*lines, f"written to {args.json}"] if args.json else lines

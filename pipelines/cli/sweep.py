@@ -12,7 +12,7 @@ from pathlib import Path
 from feedbench.pipelines import registry
 from feedbench.pipelines.cli.options import add_settings_options, check_retry, one_line_errors, settings_from_args
 from feedbench.pipelines.cli.progress import cell_progress
-from feedbench.pipelines.cli.report import show
+from feedbench.pipelines.cli.report import printed_if_unwritten, show
 from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.core.files import write_text_atomically
 from feedbench.pipelines.harness.grid import Measurer
@@ -68,7 +68,8 @@ def _run(args: argparse.Namespace) -> list[str]:
     with ResultStore.open(out, settings, resume=args.resume, retry_failed=args.retry_failed,
                           retry_contended=args.retry_contended) as store:
         try:
-            with cell_progress(f"sweep {args.framework}", None) as (start, done):
+            progress = cell_progress(f"sweep {args.framework}", None)
+            with printed_if_unwritten(rows=lambda: store.rows), progress as (start, done):
                 measure = Measurer(settings, args.framework, store, on_start=start, on_done=done)
                 chosen = recommend(measure, max_workers=max_workers, target_au=args.target_au,
                                    autotune=registry.backend(settings.task, args.framework).tunes_itself,
@@ -82,7 +83,8 @@ def _run(args: argparse.Namespace) -> list[str]:
                   "recommendation": chosen.to_dict()}
         path = out / f"recommendation-{args.framework}.json"
         text = json.dumps(record, indent=1, sort_keys=True, default=str)
-        write_text_atomically(path, text + "\n")
+        with printed_if_unwritten(list(chosen.lines()), rows=lambda: store.rows):
+            write_text_atomically(path, text + "\n")
         lines = show(out, store.rows)
     return [*lines, *chosen.lines(),
             f"the search took {chosen.runs} runs; this command measured {measure.ran} and read {measure.reused} "

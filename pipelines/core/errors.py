@@ -47,6 +47,17 @@ class WorkloadError(FeedbenchError):
     """The workload raised; the message names the step."""
 
 
+class OutputError(FeedbenchError, OSError):
+    """A file feedbench writes (results, a plot, a report, a JSON row) could not be written: a
+    read-only or full file system, a folder that is not there. An OSError too, with its errno
+    and strerror; its message names the file."""
+
+    action = "cannot write it"
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.action} ({self.strerror})"
+
+
 class MissingDependencyError(FeedbenchError, ImportError):
     """A framework or library that this code path needs is not installed."""
 

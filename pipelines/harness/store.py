@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
-from feedbench.pipelines.core.files import write_atomically, write_text_atomically
+from feedbench.pipelines.core.files import check_writable, write_atomically, write_text_atomically
 from feedbench.pipelines.core.machine import machine_facts
 from feedbench.pipelines.harness.plan import Cell, Settings, data_fingerprint
 from feedbench.pipelines.loop.metrics import contended
@@ -107,6 +107,7 @@ class ResultStore:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror})") from exc
+        check_writable(out, "--out")  # before measuring, not at the first save
         store = cls._holding(out, lambda: cls._checked(out, settings, resume=resume))
         store.retry_failed = retry_failed
         store.retry_contended = retry_contended
