@@ -4,6 +4,11 @@ The inner sessions measure producers of known cost on the CPU: a list of in-memo
 (free to make, so the workload sets the pace: B / c samples/s) and a synchronous
 SleepProducer of d seconds a batch against the CPU's emulated device, which runs apart from
 the host as a GPU does (period max(d, c), starvation 1 - c / max(d, c)).
+
+A busy machine does not make a false failure, and the tolerances stay: a session whose
+figures miss their truth while other processes took the run's CPUs (contention above 0.05,
+recorded in each run's result) runs again, up to three times, and is skipped with the
+contention if the machine stays busy; one that misses with its CPUs to itself fails.
 """
 
 import json
@@ -14,7 +19,7 @@ import sys
 import pytest
 
 from feedbench.pipelines import RunResult
-from feedbench.pipelines.loop.metrics import steady_state
+from feedbench.pipelines.loop.metrics import contended, steady_state
 
 pytest_plugins = ["pytester"]
 
@@ -63,54 +68,83 @@ def _json(pytester, name="out.json"):
     return {bench["name"]: bench for bench in data["benchmarks"]}
 
 
+TRIES = 3
+
+
+def _against_truth(pytester, body, check, *args):
+    """The inner session's result, once `check(result)` passed; measured again while a miss
+    came with contention, skipped after TRIES busy sessions."""
+    for _ in range(TRIES):
+        result = _run(pytester, body, "--benchmark-json=out.json", *args)
+        try:
+            check(result)
+            return result
+        except AssertionError:
+            busy = max((bench["extra_info"].get("run_result", {}).get("contention") or 0.0
+                        for bench in _json(pytester).values()), default=0.0)
+            if not contended(busy):
+                raise
+    pytest.skip(f"the machine was busy: other processes took {busy:.0%} of the run's CPUs in each of {TRIES} tries")
+
+
 def test_json_holds_the_run_result_at_the_analytic_rate(pytester):
-    result = _run(pytester, """
+    def check(result):
+        result.assert_outcomes(passed=1)
+        run = RunResult.from_dict(_json(pytester)["test_free"]["extra_info"]["run_result"])
+        assert run.samples_per_s == pytest.approx(BATCH * FREE.batches_per_s, rel=RATE_TOLERANCE)
+        assert run.starvation == pytest.approx(FREE.starvation, abs=FRACTION_TOLERANCE)
+        assert run.accelerator_utilization == pytest.approx(FREE.accelerator_utilization, abs=FRACTION_TOLERANCE)
+
+    _against_truth(pytester, """
 def test_free(loader_benchmark):
     run = loader_benchmark(in_memory(), workload=STEP, device="cpu", steps=30, warmup=2)
     assert run.steps == 30 and run.epochs > 1  # the list was cycled
-""", "--benchmark-json=out.json")
-    result.assert_outcomes(passed=1)
+""", check)
     bench = _json(pytester)["test_free"]
     run = RunResult.from_dict(bench["extra_info"]["run_result"])
-    assert run.samples_per_s == pytest.approx(BATCH * FREE.batches_per_s, rel=RATE_TOLERANCE)
-    assert run.starvation == pytest.approx(FREE.starvation, abs=FRACTION_TOLERANCE)
-    assert run.accelerator_utilization == pytest.approx(FREE.accelerator_utilization, abs=FRACTION_TOLERANCE)
     assert run.skipped == 3 and run.device == "cpu" and run.workload == "emulated:5ms"
     assert run.peak_rss_bytes > 0 and run.input_bound == "not"
     assert bench["stats"]["rounds"] == 1  # one measure() run by default
 
 
 def test_a_budget_that_is_met_passes_and_returns_the_result(pytester):
-    result = _run(pytester, """
+    def check(result):
+        result.assert_outcomes(passed=1)
+        rate, starvation = map(float, re.search(r"MEASURED (\S+) (\S+)", result.stdout.str()).groups())
+        assert rate == pytest.approx(BATCH * SLOW.batches_per_s, rel=RATE_TOLERANCE)
+        assert starvation == pytest.approx(SLOW.starvation, abs=FRACTION_TOLERANCE)
+
+    _against_truth(pytester, """
 def test_slow(loader_benchmark, benchmark):
     run = loader_benchmark(slow(), workload=STEP, device="cpu", steps=20, warmup=2,
                            max_starvation=0.9, min_samples_per_s=100)
     assert run.to_dict()["samples_per_s"] == benchmark.extra_info["run_result"]["samples_per_s"]
     print("MEASURED", run.samples_per_s, run.starvation)
-""", "-s")
-    result.assert_outcomes(passed=1)
-    rate, starvation = map(float, re.search(r"MEASURED (\S+) (\S+)", result.stdout.str()).groups())
-    assert rate == pytest.approx(BATCH * SLOW.batches_per_s, rel=RATE_TOLERANCE)
-    assert starvation == pytest.approx(SLOW.starvation, abs=FRACTION_TOLERANCE)
+""", check, "-s")
 
 
 def test_a_missed_budget_fails_naming_measured_and_allowed_figures(pytester):
-    result = _run(pytester, """
+    found = {}
+
+    def check(result):
+        result.assert_outcomes(failed=1)
+        out = result.stdout.str()
+        starvation = re.search(r"starvation (\d\.\d+) above the allowed maximum 0\.200", out)
+        rate = re.search(r"samples/s (\d+\.\d) below the allowed minimum 2000\.0", out)
+        assert starvation and rate, out
+        assert float(starvation.group(1)) == pytest.approx(SLOW.starvation, abs=FRACTION_TOLERANCE)
+        assert float(rate.group(1)) == pytest.approx(BATCH * SLOW.batches_per_s, rel=RATE_TOLERANCE)
+        found.update(starvation=starvation.group(1), rate=rate.group(1))
+
+    _against_truth(pytester, """
 def test_slow(loader_benchmark):
     loader_benchmark(slow(), workload=STEP, device="cpu", steps=20, warmup=2,
                      max_starvation=0.2, min_samples_per_s=2000)
-""", "--benchmark-json=out.json")
-    result.assert_outcomes(failed=1)
-    out = result.stdout.str()
-    starvation = re.search(r"starvation (\d\.\d+) above the allowed maximum 0\.200", out)
-    rate = re.search(r"samples/s (\d+\.\d) below the allowed minimum 2000\.0", out)
-    assert starvation and rate, out
-    assert float(starvation.group(1)) == pytest.approx(SLOW.starvation, abs=FRACTION_TOLERANCE)
-    assert float(rate.group(1)) == pytest.approx(BATCH * SLOW.batches_per_s, rel=RATE_TOLERANCE)
+""", check)
     # The failing run is still recorded, with the figures the message names.
     recorded = _json(pytester)["test_slow"]["extra_info"]["run_result"]
-    assert f"{recorded['starvation']:.3f}" == starvation.group(1)
-    assert f"{recorded['samples_per_s']:.1f}" == rate.group(1)
+    assert f"{recorded['starvation']:.3f}" == found["starvation"]
+    assert f"{recorded['samples_per_s']:.1f}" == found["rate"]
 
 
 SUMMARY_TESTS = """
@@ -179,7 +213,7 @@ def test_not_a_benchmark():
 
 
 def test_a_zero_argument_callable_is_built_in_setup_once_per_round(pytester):
-    result = _run(pytester, """
+    body = """
 built = []
 BUILD_S = 2.0
 
@@ -194,16 +228,20 @@ def test_factory(loader_benchmark):
     run = loader_benchmark(make, workload=STEP, device="cpu", steps=10, warmup=2, rounds=2)
     assert len(built) == 2
     assert run.epochs > 1
-""", "--benchmark-json=out.json")
-    result.assert_outcomes(passed=1)
+"""
+
+    def check(result):
+        result.assert_outcomes(passed=1)
+        for rate in _json(pytester)["test_factory"]["extra_info"]["samples_per_s_rounds"]:
+            assert rate == pytest.approx(BATCH * FREE.batches_per_s, rel=RATE_TOLERANCE)
+
+    _against_truth(pytester, body, check)
     bench = _json(pytester)["test_factory"]
     assert bench["stats"]["rounds"] == 2
     assert bench["stats"]["max"] < 2.0  # 12 steps of 5 ms (0.06 s), without the 2 s build: 30x apart
     rounds = bench["extra_info"]["samples_per_s_rounds"]
     assert len(rounds) == 2
     assert bench["extra_info"]["run_result"]["samples_per_s"] == min(rounds)  # the median of two: the lower
-    for rate in rounds:
-        assert rate == pytest.approx(BATCH * FREE.batches_per_s, rel=RATE_TOLERANCE)
 
 
 BAD_ARGUMENTS = {

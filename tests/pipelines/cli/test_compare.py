@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from feedbench.pipelines import RunResult, registry
+from feedbench.pipelines.loop.metrics import contended
 
 FEEDBENCH = shutil.which("feedbench", path=str(Path(sys.executable).parent))
 TINY = ["--batch-size", "4", "--steps", "5", "--workload", "emulated:5ms", "--option", "image_size=32",
@@ -59,19 +60,28 @@ def test_compare_writes_a_row_per_cell_with_everything(grid):
 def test_compare_prints_a_table_and_a_verdict_from_the_numbers(grid):
     out, done = grid
     rows = rows_in(out)
-    best = {fw: max(r["samples_per_s"] for r in rows if r["framework"] == fw) for fw in ("torch", "tf")}
-    leader, other = sorted(best, key=best.get, reverse=True)
     assert "image: emulated:5ms on cpu" in done.stdout and "│ torch     │       1 │" in done.stdout
+    assert f"report:  {out / 'report.md'}" in done.stdout
+    assert "[4/4] compare:" in done.stderr  # progress: which cell of how many
+    report = (out / "report.md").read_text()
+    assert "## Verdict" in report and "(throughput.png)" in report
+    # On a busy machine, runs that shared their CPUs are named and left out of the verdict.
+    shared = [r for r in rows if contended(r["contention"])]
+    if shared:
+        assert f"Caution: {len(shared)} of 4 runs shared their CPUs with other processes" in done.stdout
+    quiet = [r for r in rows if r not in shared]
+    best = {fw: max(r["samples_per_s"] for r in quiet if r["framework"] == fw)
+            for fw in ("torch", "tf") if any(r["framework"] == fw for r in quiet)}
+    if len(best) < 2:
+        return  # one framework or none had its CPUs to itself: no comparison to check
+    leader, other = sorted(best, key=best.get, reverse=True)
     gain = best[leader] / best[other] - 1
     if gain >= 0.05:
         assert f"{leader} fed the consumer better at an equal CPU budget" in done.stdout
         assert f"is {gain:.0%} above {other}'s best, {best[other]:.1f} samples/s" in done.stdout
     else:
         assert "No clear winner" in done.stdout
-    assert f"report:  {out / 'report.md'}" in done.stdout
-    assert "[4/4] compare:" in done.stderr  # progress: which cell of how many
-    report = (out / "report.md").read_text()
-    assert "## Verdict" in report and f"{best[leader]:.1f}" in report and "(throughput.png)" in report
+    assert f"{best[leader]:.1f}" in report
 
 
 def test_existing_results_are_refused_without_resume_and_other_settings_with_it(grid, small_folder):

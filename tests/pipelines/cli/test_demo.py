@@ -42,7 +42,8 @@ def test_demo_makes_the_datasets_compares_the_frameworks_then_resumes(tmp_path):
     image_rows = json.loads((out / "image" / "results.json").read_text())
     # 16 images, 4 warm-up + 3 measured steps at workers=0: batches of 2, so that one epoch holds all 7
     assert image_rows[0]["settings"]["options"]["batch_size"] == 2
-    assert "fed the consumer better" in first.stdout or "No clear winner" in first.stdout
+    assert any(verdict in first.stdout for verdict in  # the last: every run shared its CPUs (a busy machine)
+               ("fed the consumer better", "No clear winner", "Only ", "No run had its CPUs to itself"))
 
     second = subprocess.run([*args, "--out", str(out), "--resume"], capture_output=True, text=True, env=env,
                             timeout=600)

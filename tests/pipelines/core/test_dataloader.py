@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from feedbench.pipelines import LoaderError
-from feedbench.pipelines.core.dataloader import stack, worker_context
+from feedbench.pipelines.core.dataloader import stack
 from feedbench.vision import torch_loader
 
 SCRIPT = """
@@ -57,19 +57,20 @@ def test_workers_are_forks_of_a_server_that_imported_torch_once(small_folder):
     del batches, loader
 
 
-def _stack_and_tell(samples):
-    images = stack(samples)
-    return images, images.is_shared()
 
-
-def test_a_worker_stacks_its_batch_straight_into_shared_memory():
+def test_a_worker_stacks_its_batch_straight_into_shared_memory(monkeypatch):
+    """In a worker (get_worker_info() set, as the DataLoader's worker loop sets it) the batch is
+    made in shared memory, not copied there when sent; in the main process it is an ordinary
+    stack. Checked in this process: a worker would have to import this test module, which a
+    fork server started by an earlier test cannot."""
     import torch
+    from torch.utils.data._utils import worker as worker_state
 
     samples = [torch.full((3, 4, 4), float(i)) for i in range(6)]
-    loader = torch.utils.data.DataLoader(samples, batch_size=3, num_workers=1, collate_fn=_stack_and_tell,
-                                         multiprocessing_context=worker_context(["torch", __name__]))
-    batches = list(loader)
-    assert [shared for _, shared in batches] == [True, True]  # in the worker, before it is sent
-    assert torch.equal(torch.cat([images for images, _ in batches]), torch.stack(samples))
-    images, shared = _stack_and_tell(samples)  # in the main process: an ordinary stack
-    assert not shared and torch.equal(images, torch.stack(samples))
+    images = stack(samples)
+    assert not images.is_shared() and torch.equal(images, torch.stack(samples))
+    monkeypatch.setattr(worker_state, "_worker_info",
+                        worker_state.WorkerInfo(id=0, num_workers=1, seed=0, dataset=samples))
+    assert torch.utils.data.get_worker_info() is not None
+    images = stack(samples)
+    assert images.is_shared() and torch.equal(images, torch.stack(samples))
