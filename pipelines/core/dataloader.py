@@ -115,20 +115,3 @@ def _dead_workers(loader: Any) -> list[str]:
         found.append(f"pid {worker.pid} ({how})")
     return found
 
-
-def stack(tensors: Sequence[Any]) -> Any:
-    """``torch.stack(tensors)``; in a DataLoader worker, straight into shared memory.
-
-    A worker's batch goes to the parent through shared memory: stacked into ordinary memory
-    it is copied once more when it is sent. ``default_collate`` stacks into a shared-memory
-    tensor from the start, and so does this (the torch image pipeline went from 0.88x to
-    at least the hand-written ``ImageFolder`` + ``DataLoader``'s rate with it: docs/benchmarks.md).
-    """
-    import torch
-
-    first = tensors[0]
-    if torch.utils.data.get_worker_info() is None:
-        return torch.stack(list(tensors))
-    storage = first._typed_storage()._new_shared(len(tensors) * first.numel(), device=first.device)
-    out = first.new(storage).resize_(len(tensors), *first.shape)
-    return torch.stack(list(tensors), out=out)

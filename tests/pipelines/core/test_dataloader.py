@@ -10,8 +10,8 @@ import psutil
 import pytest
 
 from feedbench.pipelines import LoaderError
-from feedbench.pipelines.core.dataloader import stack
 from feedbench.vision import torch_loader
+from feedbench.vision.torch_pipeline import _collate
 
 SCRIPT = """
 from feedbench.pipelines import measure
@@ -58,19 +58,21 @@ def test_workers_are_forks_of_a_server_that_imported_torch_once(small_folder):
 
 
 
-def test_a_worker_stacks_its_batch_straight_into_shared_memory(monkeypatch):
-    """In a worker (get_worker_info() set, as the DataLoader's worker loop sets it) the batch is
-    made in shared memory, not copied there when sent; in the main process it is an ordinary
-    stack. Checked in this process: a worker would have to import this test module, which a
-    fork server started by an earlier test cannot."""
+
+def test_a_worker_stacks_its_image_batch_straight_into_shared_memory(small_folder, monkeypatch):
+    """In a worker (get_worker_info() set, as the DataLoader's worker loop sets it) the image
+    batch is made in shared memory, not copied there when sent; in the main process it is an
+    ordinary stack. Checked in this process: what a worker runs cannot be watched from outside."""
     import torch
     from torch.utils.data._utils import worker as worker_state
 
-    samples = [torch.full((3, 4, 4), float(i)) for i in range(6)]
-    images = stack(samples)
-    assert not images.is_shared() and torch.equal(images, torch.stack(samples))
+    loader = torch_loader(small_folder.root, workers=0, batch_size=4, image_size=16, shuffle=False)
+    samples = [loader.dataset[(0, i)] for i in range(4)]
+    expected = torch.stack([image for image, _, _ in samples])
+    images, labels, problems = _collate(samples)
+    assert not images.is_shared() and torch.equal(images, expected) and not problems
     monkeypatch.setattr(worker_state, "_worker_info",
-                        worker_state.WorkerInfo(id=0, num_workers=1, seed=0, dataset=samples))
+                        worker_state.WorkerInfo(id=0, num_workers=1, seed=0, dataset=loader.dataset))
     assert torch.utils.data.get_worker_info() is not None
-    images = stack(samples)
-    assert images.is_shared() and torch.equal(images, torch.stack(samples))
+    images, labels, problems = _collate(samples)
+    assert images.is_shared() and torch.equal(images, expected) and len(labels) == 4
