@@ -243,9 +243,11 @@ _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's frame header, walking its segments; None if not in `data`."""
+    """(width, height) from a JPEG's frame header, walking its segments; None if it is not in
+    the first HEAD_BYTES bytes of `data`."""
+    end = min(len(data), HEAD_BYTES)
     i = 2
-    while i + 9 < len(data):
+    while i + 9 < end:
         if data[i] != 0xFF:
             return None
         marker = data[i + 1]
@@ -264,9 +266,9 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 def header_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) that an image's header claims, read from its first HEAD_BYTES bytes
     (JPEG, PNG, GIF, BMP, WebP); None where the header does not say (or is not in them)."""
-    head = data[:HEAD_BYTES]
-    if head[:3] == b"\xff\xd8\xff":
-        return _jpeg_size(head)
+    if data[:3] == b"\xff\xd8\xff":
+        return _jpeg_size(data)
+    head = data[:32]  # every other format says its size in its first 30 bytes
     if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     if head[:4] == b"GIF8" and len(head) >= 10:

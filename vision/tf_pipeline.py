@@ -29,6 +29,7 @@ from feedbench.vision._common import (
     SCALE,
     ImageConfig,
     Source,
+    header_size,
     looks_like_image,
     resolve_source,
 )
@@ -37,8 +38,8 @@ tf = import_tensorflow()
 log = logging.getLogger(__name__)
 
 # The file check reads a file's first and last bytes, as many as _common.looks_like_image
-# looks at (its size from the header; a JPEG's end marker may be followed by up to 4 KiB of
-# a camera's trailer).
+# looks at: its last 4 KiB (a JPEG's end marker may be followed by a camera's trailer) and its
+# first 4 KiB, read on up to HEAD_BYTES only where the header's size is not in them.
 TAIL_BYTES = 4096
 SHUFFLE_BATCHES = 8  # shuffle buffer of Parquet rows and TFDS examples, in batches
 _CHECK_THREADS = 16  # opening files is I/O-bound: check a folder's files on threads,
@@ -60,7 +61,9 @@ def _file_problem(path: str) -> str | None:
             size = os.fstat(handle.fileno()).st_size
             if size <= HEAD_BYTES + TAIL_BYTES:
                 return looks_like_image(handle.read())
-            head = handle.read(HEAD_BYTES)
+            head = handle.read(TAIL_BYTES)
+            if header_size(head) is None:  # a JPEG frame header after large APPn segments: read on
+                head += handle.read(HEAD_BYTES - TAIL_BYTES)
             handle.seek(size - TAIL_BYTES)
             return looks_like_image(head + handle.read(TAIL_BYTES))
     except OSError as exc:

@@ -93,3 +93,18 @@ def test_an_animated_gif_named_jpg_gives_its_first_frame(small_folder, tmp_path,
     first = np.asarray(images[0])  # the GIF sorts first in class_000
     pixels = first.reshape(3, -1) if framework == "torch" else first.reshape(-1, 3).T
     assert np.abs(pixels.mean(axis=1) - [255, 0, 0]).max() < 3  # red: the first frame
+
+
+def test_tf_file_check_reads_a_frame_header_behind_a_large_exif_block(tmp_path):
+    """tf.data checks a folder's files from their ends: 4 KiB of the head, more only where the
+    size is not in it. A bomb whose frame header sits behind 60 KB of EXIF is found there too."""
+    from feedbench.vision.tf_pipeline import HEAD_BYTES, TAIL_BYTES, _file_problem
+
+    data = bytearray(_encode((700, 500), "JPEG", exif=b"Exif\0\0" + bytes(60000), quality=100))
+    sof = data.index(b"\xff\xc0")
+    assert sof > TAIL_BYTES and len(data) > HEAD_BYTES + TAIL_BYTES  # the path that reads on
+    data[sof + 5 : sof + 9] = (65000).to_bytes(2, "big") * 2
+    path = tmp_path / "bomb.jpg"
+    path.write_bytes(bytes(data))
+    assert _file_problem(str(path)) == looks_like_image(bytes(data))
+    assert "65000x65000 pixels" in _file_problem(str(path))
