@@ -5,6 +5,7 @@ only this."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from feedbench.pipelines.core.errors import DatasetError
@@ -22,11 +23,11 @@ def _entries(folder: Path) -> list[os.DirEntry[str]]:
         raise DatasetError(f"{folder}: cannot list it ({exc.strerror or exc})") from None
 
 
-def _is(entry: os.DirEntry[str], kind: str) -> bool:
-    """entry.is_dir() / is_file(), following links: False for a link that leads nowhere
-    (dangling, a loop), which DirEntry raises for."""
+def _is(test: Callable[[], bool]) -> bool:
+    """``entry.is_dir`` or ``entry.is_file``, following links: False for a link that leads
+    nowhere (a loop), which DirEntry raises for."""
     try:
-        return entry.is_dir() if kind == "dir" else entry.is_file()
+        return test()
     except OSError:
         return False
 
@@ -50,7 +51,7 @@ def scan_image_folder(source: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         raise DatasetError(f"{source}: cannot read it ({exc.strerror or exc})") from None
     if not is_folder:
         raise DatasetError(f"{source}: no such image folder")
-    classes = sorted(entry.name for entry in _entries(source) if _is(entry, "dir") and not entry.name.startswith("."))
+    classes = sorted(entry.name for entry in _entries(source) if _is(entry.is_dir) and not entry.name.startswith("."))
     if not classes:
         raise DatasetError(f"{source}: no class folders (expected {source}/<class>/<image>)")
     samples: list[tuple[Path, int]] = []
@@ -58,7 +59,7 @@ def scan_image_folder(source: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         files = sorted(
             Path(entry.path)
             for entry in _entries(source / name)
-            if (_is(entry, "file") or entry.is_symlink()) and entry.name.lower().endswith(IMAGE_EXTENSIONS)
+            if (_is(entry.is_file) or entry.is_symlink()) and entry.name.lower().endswith(IMAGE_EXTENSIONS)
         )
         if not files:
             raise DatasetError(f"{source / name}: class folder with no image files ({', '.join(IMAGE_EXTENSIONS)})")

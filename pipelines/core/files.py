@@ -49,7 +49,7 @@ def check_writable(folder: str | os.PathLike[str], what: str) -> None:
         probe.touch()
         probe.unlink()
     except OSError as exc:
-        error = OutputError(exc.errno, exc.strerror or str(exc), f"{what} {folder}" if what else str(folder))
+        error = OutputError(exc.errno, exc.strerror or str(exc), f"{what} {folder}")
         error.action = "cannot write there"
         raise error from None
 
