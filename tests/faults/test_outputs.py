@@ -40,29 +40,31 @@ def _in_small_fs(tmp_path, mount_options, setup, command):
                           text=True, timeout=300)
 
 
+def _on_a_full_disk(tmp_path, command, written, setup=""):
+    """`command` run with `tmp_path/fs` filled up after `setup`; checks that it failed with one
+    line naming the file `written` (under fs) and returns the finished process."""
+    fs = tmp_path / "fs"
+    done = _in_small_fs(tmp_path, "rw", f"{setup}head -c 1000000 /dev/zero > {fs}/fill; true", command)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"feedbench: error: {fs / written}: cannot write it (No space left on device)")
+    return done
+
+
 @needs_mount
 def test_compare_on_a_full_disk_prints_the_measured_table_then_one_line(small_folder, tmp_path):
     fs = tmp_path / "fs"
-    done = _in_small_fs(tmp_path, "rw", f"mkdir {fs}/cmp && head -c 1000000 /dev/zero > {fs}/fill; true",
-                        ["compare", *_measure_args(small_folder), "--frameworks", "torch", "--workers", "0",
-                         "--out", str(fs / "cmp")])
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (
-        f"feedbench: error: {fs / 'cmp' / 'results.json'}: cannot write it (No space left on device)")
-    assert "Traceback" not in done.stderr
+    done = _on_a_full_disk(tmp_path, ["compare", *_measure_args(small_folder), "--frameworks", "torch",
+                                      "--workers", "0", "--out", str(fs / "cmp")],
+                           "cmp/results.json", setup=f"mkdir {fs}/cmp && ")
     row = [line for line in done.stdout.splitlines() if "torch" in line and "│" in line]
     assert len(row) == 1 and float(row[0].split("│")[3]) > 0  # the measured samples/s, printed
 
 
 @needs_mount
 def test_run_json_on_a_full_disk_prints_the_figures_then_one_line(small_folder, tmp_path):
-    fs = tmp_path / "fs"
-    done = _in_small_fs(tmp_path, "rw", f"head -c 1000000 /dev/zero > {fs}/fill; true",
-                        ["run", *_measure_args(small_folder), "--framework", "torch", "--workers", "0",
-                         "--json", str(fs / "row.json")])
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (
-        f"feedbench: error: {fs / 'row.json'}: cannot write it (No space left on device)")
+    done = _on_a_full_disk(tmp_path, ["run", *_measure_args(small_folder), "--framework", "torch", "--workers", "0",
+                                      "--json", str(tmp_path / "fs" / "row.json")], "row.json")
     assert "throughput" in done.stdout and "samples/s" in done.stdout
 
 
