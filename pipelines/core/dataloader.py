@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from feedbench.pipelines.core.checks import AUTOTUNE
-from feedbench.pipelines.core.errors import LoaderError, one_line
+from feedbench.pipelines.core.errors import LoaderError, described
 from feedbench.pipelines.core.machine import usable_cpus
 
 
@@ -80,7 +80,7 @@ class DeviceAwareLoader:
             if not dead and isinstance(exc, RuntimeError) and "exited unexpectedly" not in str(exc):
                 raise
             raise LoaderError(f"DataLoader worker process {', '.join(dead) or 'unknown'} died "
-                              f"({type(exc).__name__}: {one_line(exc)}); its own error, if it printed one, is "
+                              f"({described(exc)}); its own error, if it printed one, is "
                               "above on stderr. A script that starts workers needs an `if __name__ == "
                               "\"__main__\":` guard and cannot run from standard input.") from exc
 

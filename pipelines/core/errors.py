@@ -14,6 +14,8 @@ at fault; the CLI prints that message as one line and exits non-zero.
     └── MissingDependencyError a framework or library this code path needs (also an ImportError)
 """
 
+import re
+
 
 class FeedbenchError(Exception):
     """Base of every error feedbench raises on purpose."""
@@ -66,9 +68,28 @@ def one_line(exc: BaseException) -> str:
     """An exception's message on one line.
 
     A DataLoader re-raises a worker's exception with the worker's whole traceback in the
-    message; its last line is the original error.
+    message; its last line is the original error. TensorFlow starts its errors with the
+    function they came from (``{{function_node ...}}``), left out here.
     """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if not lines:
         return ""
-    return lines[-1] if "Original Traceback" in str(exc) else lines[0]
+    line = lines[-1] if "Original Traceback" in str(exc) else lines[0]
+    return re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line)
+
+
+# The last line of a Python traceback that TensorFlow put in its error's message: an error
+# raised in a tf.data pipeline's Python function (feedbench's tf pipelines raise DatasetError
+# naming the file or record there).
+_CARRIED = re.compile(r"^feedbench(?:\.\w+)*\.(\w+Error): (.+)$", re.MULTILINE)
+
+
+def described(exc: BaseException) -> str:
+    """"Type: message" on one line; for an error that carries one of feedbench's (TensorFlow's
+    UnknownError around a DatasetError raised in a tf.data function), that error's type and
+    message, as the torch pipelines raise it."""
+    carried = _CARRIED.findall(str(exc))
+    if carried:
+        name, message = carried[-1]
+        return f"{name}: {message.strip()}"
+    return f"{type(exc).__name__}: {one_line(exc)}"

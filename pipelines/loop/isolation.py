@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from feedbench.pipelines.core.errors import ConfigError, one_line
+from feedbench.pipelines.core.errors import ConfigError, described
 from feedbench.pipelines.core.machine import usable_cpus
 from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.result import RunResult
@@ -80,7 +80,7 @@ def _child(spec: RunSpec, conn: Any) -> None:
         result = measure_with(spec.loader(), spec.measure, config)
     except Exception as exc:  # the parent gets a failed result, not a traceback
         log.debug("isolated run failed", exc_info=True)
-        result = RunResult.failed(f"{type(exc).__name__}: {one_line(exc)}", config=config)
+        result = RunResult.failed(described(exc), config=config)
     conn.send(result.to_dict())
     conn.close()
 

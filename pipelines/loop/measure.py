@@ -24,7 +24,7 @@ from feedbench.pipelines.core.errors import (
     LoaderError,
     LoaderTimeout,
     WorkloadError,
-    one_line,
+    described,
 )
 from feedbench.pipelines.core.stats import stats_of, use_device
 from feedbench.pipelines.loop import metrics
@@ -176,8 +176,7 @@ class _Loop:
         except queue.Empty:
             raise LoaderTimeout(f"no batch from the loader after {self.timeout:g} s at {self._where()}") from None
         if kind == "error":
-            raise LoaderError(f"the loader raised at {self._where()}: "
-                              f"{type(value).__name__}: {one_line(value)}") from value
+            raise LoaderError(f"the loader raised at {self._where()}: {described(value)}") from value
         return kind, value
 
     def _start_epoch(self) -> None:
@@ -282,8 +281,7 @@ class _Loop:
         except FeedbenchError:
             raise
         except Exception as exc:
-            raise WorkloadError(f"the workload raised at {self._where()}: "
-                                f"{type(exc).__name__}: {one_line(exc)}") from exc
+            raise WorkloadError(f"the workload raised at {self._where()}: {described(exc)}") from exc
 
     def _paced_step(self, batch: Any, pending: list[Any]) -> None:
         """A warm-up step; on a device timeline at most _IN_FLIGHT queued, as in the window, so
