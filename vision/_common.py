@@ -310,3 +310,73 @@ def looks_like_image(data: bytes) -> str | None:
     if data[:4] == b"GIF8" or data[:4] == b"RIFF" and data[8:12] == b"WEBP" or data[:2] == b"BM":
         return None
     return "not a JPEG or PNG file (nor GIF, WebP or BMP)"
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Bit depths allowed for each PNG colour type, and the samples a pixel has.
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+_PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# Adam7's passes: (first row, first column, row step, column step).
+_ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1))
+
+
+def _png_problem(data: bytes) -> str | None:
+    """Why libpng would fail on a PNG: a critical chunk with a wrong CRC, a header libpng
+    refuses, image data that does not inflate or is short, a row filter it does not know.
+
+    torchvision's decode_png crashes the process on some libpng errors (a segmentation
+    fault on a damaged IDAT stream, torchvision 0.29), so the torch pipeline runs this
+    check before decoding a PNG; TensorFlow's decoder fails cleanly and names it the same way.
+    Ancillary chunks are not checked: libpng ignores a damaged one, as both decoders do.
+    """
+    chunks, i = {}, 8
+    idat = []
+    while i + 12 <= len(data):
+        length = int.from_bytes(data[i : i + 4], "big")
+        kind = data[i + 4 : i + 8]
+        body = data[i + 8 : i + 8 + length]
+        if len(body) < length or i + 12 + length > len(data):
+            return f"damaged PNG ({kind.decode('latin-1')} chunk cut short)"
+        critical = kind[:1].isupper()
+        if critical and zlib.crc32(kind + body) != int.from_bytes(data[i + 8 + length : i + 12 + length], "big"):
+            return f"damaged PNG ({kind.decode('latin-1')} chunk fails its CRC)"
+        if kind == b"IDAT":
+            idat.append(body)
+        else:
+            chunks.setdefault(kind, body)
+        i += 12 + length
+        if kind == b"IEND":
+            break
+    header = chunks.get(b"IHDR", b"")
+    if len(header) != 13:
+        return "damaged PNG (no IHDR header)"
+    width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, colour, interlace = header[8], header[9], header[12]
+    if not width or not height or depth not in _PNG_DEPTHS.get(colour, ()) or interlace > 1 or any(header[10:12]):
+        return f"damaged PNG (a header libpng refuses: depth {depth}, colour type {colour})"
+    if colour == 3 and b"PLTE" not in chunks:
+        return "damaged PNG (a palette image without a palette)"
+    bits = depth * _PNG_SAMPLES[colour]
+    if interlace:
+        passes = [((height - r + rs - 1) // rs, (width - c + cs - 1) // cs) for r, c, rs, cs in _ADAM7]
+    else:
+        passes = [(height, width)]
+    rows = [(h, (w * bits + 7) // 8) for h, w in passes if h and w]
+    expected = sum(h * (1 + row) for h, row in rows)
+    try:
+        pixels = zlib.decompressobj().decompress(b"".join(idat), expected)
+    except zlib.error as exc:
+        return f"damaged PNG (image data does not inflate: {exc})"
+    if len(pixels) < expected:
+        return "damaged PNG (image data cut short)"
+    if not interlace and max(pixels[:: 1 + rows[0][1]]) > 4:
+        return "damaged PNG (an unknown row filter)"
+    return None
+
+
+def decode_problem(data: bytes) -> str | None:
+    """Why a decoder would fail on `data` where looks_like_image (which reads only its ends)
+    cannot tell: today a PNG's chunks and image data (see _png_problem). None otherwise."""
+    if data[:8] == _PNG_SIGNATURE:
+        return _png_problem(data)
+    return None

@@ -7,13 +7,16 @@ batch (collate) -> prefetch (`prefetch` batches per worker) -> pinned memory.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
@@ -21,13 +24,20 @@ from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.core.dataloader import DeviceAwareLoader, dataloader_options
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.stats import LoaderStats, batches_ahead
-from feedbench.vision._common import ImageConfig, Source, looks_like_image, random_resized_crop, resolve_source
+from feedbench.vision._common import (
+    ImageConfig,
+    Source,
+    decode_problem,
+    looks_like_image,
+    random_resized_crop,
+    resolve_source,
+)
 
 log = logging.getLogger(__name__)
 
 _UNIFORMS = 41  # 40 for the crop's ten tries, 1 for the flip
 # What a worker needs, imported once by the fork server the workers start from.
-WORKER_MODULES = ("torch", "numpy", "torchvision.io", "torchvision.transforms.v2.functional", __name__)
+WORKER_MODULES = ("torch", "numpy", "PIL.Image", "torchvision.io", "torchvision.transforms.v2.functional", __name__)
 
 
 class _Images(torch.utils.data.Dataset):
@@ -61,17 +71,35 @@ class _Images(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | None, int, str | None]:
         epoch, index = key
         data, label, name, problem = self._read(index)
-        problem = problem or looks_like_image(data)
+        problem = problem or looks_like_image(data) or decode_problem(data)
         if problem:
             return None, label, f"{name}: {problem}"
         try:
-            image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-        except RuntimeError as exc:
-            return None, label, f"{name}: cannot decode ({str(exc).splitlines()[0]})"
+            image = decode(data)
+        except (RuntimeError, OSError) as exc:
+            return None, label, f"{name}: cannot decode ({_decoder_message(exc)})"
         if image.ndim == 4:  # an animated GIF: its first frame, as tf.data's decode_image takes
             image = image[0]
         rng = np.random.default_rng([self.cfg.seed, epoch, index])
         return transform(image, self.cfg, rng.random(_UNIFORMS)), label, None
+
+
+def decode(data: bytes) -> torch.Tensor:
+    """An image's bytes as uint8 RGB [3, H, W] (an animated GIF: [frames, 3, H, W]).
+
+    torchvision decodes JPEG, PNG, GIF and WebP; a BMP, which tf.data decodes and torchvision
+    does not, is decoded with Pillow, so that both pipelines take the same files.
+    """
+    if data[:2] == b"BM":
+        with Image.open(io.BytesIO(data)) as bitmap:
+            return torch.from_numpy(np.array(bitmap.convert("RGB"))).permute(2, 0, 1).contiguous()
+    return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+
+
+def _decoder_message(exc: BaseException) -> str:
+    """The decoder's reason without torchvision's source location ("decode_jpeg, /path/decode_jpeg.cpp:171, ")."""
+    line = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return re.sub(r"^\w+, \S+\.cpp:\d+, ", "", line)
 
 
 def transform(image: torch.Tensor, cfg: ImageConfig, u: np.ndarray) -> torch.Tensor:
