@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from feedbench.vision._common import (
     SCALE,
     ImageConfig,
     Source,
+    decode_problem,
     header_size,
     looks_like_image,
     resolve_source,
@@ -99,11 +101,12 @@ def _checked_samples(source: Source, cfg: ImageConfig) -> tuple[list[tuple[str, 
 
 
 def _files(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, int]:
-    """(path, label) elements of an ImageFolder, in torchvision's order; and the skip count."""
+    """(path, label, name) elements of an ImageFolder, in torchvision's order (the name is the
+    path); and the skip count."""
     samples, skipped = _checked_samples(source, cfg)
     paths = tf.constant([path for path, _ in samples], tf.string)
     labels = tf.constant([label for _, label in samples], tf.int64)
-    return tf.data.Dataset.from_tensor_slices((paths, labels)), skipped
+    return tf.data.Dataset.from_tensor_slices((paths, labels)).map(lambda path, label: (path, label, path)), skipped
 
 
 class _RowReader:
@@ -134,7 +137,11 @@ class _RowReader:
             self._problems[reason] = count
             log.warning("skipped %s", reason)
 
-    def __call__(self, seed: int) -> Iterator[tuple[bytes, int]]:
+    def __call__(self, seed: int) -> Iterator[tuple[bytes, int, str]]:
+        """(bytes, label, name) of each good row; under "raise", the first bad row (or row
+        group) as (b"", 0, "<NUL>name: problem"), which does not decode and which _Failures names
+        with its problem, and nothing after it. (An exception raised here would be taken by
+        the ``ignore_errors`` after the map, and end the epoch early.)"""
         groups = len(self.shards.groups)
         order = np.random.default_rng(int(seed) % 2**64).permutation(groups) if self.cfg.shuffle else range(groups)
         for k in order:
@@ -142,7 +149,8 @@ class _RowReader:
                 table = self.shards.read_group(int(k)).to_pydict()
             except DatasetError as exc:
                 if self.cfg.on_error == "raise":
-                    raise
+                    yield b"", 0, f"\0{exc}"
+                    return
                 self._skip(self.shards.groups[k].rows, str(exc))
                 continue
             paths = table.get("path") or [None] * len(table["label"])
@@ -150,20 +158,22 @@ class _RowReader:
                 problem = looks_like_image(data or b"")
                 if problem is None and label is None:
                     problem = "no label"
+                name = self._name(int(k), offset, path)
                 if problem:
-                    reason = f"{self._name(int(k), offset, path)}: {problem}"
                     if self.cfg.on_error == "raise":
-                        raise DatasetError(reason)
-                    self._skip(1, reason)
+                        yield b"", 0, f"\0{name}: {problem}"
+                        return
+                    self._skip(1, f"{name}: {problem}")
                     continue
-                yield data, label
+                yield data, label, name
 
 
 def _rows(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, Callable[[], int]]:
-    """(encoded image, label) elements of Parquet shards, row groups in a seeded random order
+    """(encoded image, label, name) elements of Parquet shards (the name: shard, row and the
+    row's path), row groups in a seeded random order
     each epoch (file order without `shuffle`); and the count of rows skipped so far."""
     reader = _RowReader(source, cfg)
-    signature = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int64))
+    signature = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string))
 
     def rows(seed: tf.Tensor) -> tf.data.Dataset:
         return tf.data.Dataset.from_generator(reader, args=(seed,), output_signature=signature)
@@ -174,7 +184,8 @@ def _rows(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, Callable[[
 
 
 def _examples(builder: Any) -> tf.data.Dataset:
-    """(encoded image, label) elements of a TFDS builder's "train" split, not decoded."""
+    """(encoded image, label, name) elements of a TFDS builder's "train" split, not decoded;
+    the name is the example's ``tfds_id`` where the builder gives one, else the dataset's."""
     tfds = import_tfds()
     features = builder.info.features
     missing = {"image", "label"} - set(features.keys())
@@ -182,7 +193,12 @@ def _examples(builder: Any) -> tf.data.Dataset:
         raise DatasetError(f"TFDS dataset {builder.name}: no feature(s) {', '.join(sorted(missing))}")
     examples = builder.as_dataset(split=_TFDS_SPLIT, shuffle_files=False,
                                   decoders={"image": tfds.decode.SkipDecoding()})
-    return examples.map(lambda example: (example["image"], tf.cast(example["label"], tf.int64)))
+    name = f"TFDS dataset {builder.name} example"
+
+    def element(example: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return example["image"], tf.cast(example["label"], tf.int64), example.get("tfds_id", tf.constant(name))
+
+    return examples.map(element)
 
 
 def _shuffle(elements: tf.data.Dataset, cfg: ImageConfig, buffer: int) -> tf.data.Dataset:
@@ -234,22 +250,16 @@ def _decode_train(contents: tf.Tensor, seed: tf.Tensor, cfg: ImageConfig) -> tf.
     """Random resized crop to image_size and random flip, from the stateless `seed` [2];
     float32 [S, S, 3] in [0, 255].
 
-    A JPEG is decoded only inside its crop window (``decode_and_crop_jpeg``).
+    The whole image is decoded and then cropped, as torchvision does, not decoded only inside
+    its window (``decode_and_crop_jpeg``): libjpeg stops at the window's last row, so a JPEG
+    whose damage lies below the window decoded without an error, where torch names it. The
+    two pipelines must find the same images bad; whole decoding costs about 0.2 ms an image
+    (docs/reliability.md).
     """
     u = tf.random.stateless_uniform([_UNIFORMS], seed=seed, dtype=tf.float64)
-
-    def jpeg() -> tf.Tensor:
-        shape = tf.image.extract_jpeg_shape(contents)
-        window = _crop_window(u, shape[0], shape[1])
-        return tf.image.decode_and_crop_jpeg(contents, window, channels=3, dct_method=_DCT)
-
-    def other() -> tf.Tensor:
-        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-        top, left, height, width = tf.unstack(_crop_window(u, tf.shape(image)[0], tf.shape(image)[1]))
-        return image[top : top + height, left : left + width]
-
-    image = tf.cond(tf.strings.substr(contents, 0, 3) == _JPEG_MAGIC, jpeg, other)
-    image = _resize(image, [cfg.image_size, cfg.image_size])
+    image = _decode(contents)
+    top, left, height, width = tf.unstack(_crop_window(u, tf.shape(image)[0], tf.shape(image)[1]))
+    image = _resize(image[top : top + height, left : left + width], [cfg.image_size, cfg.image_size])
     return tf.cond(u[4 * _TRIES] < 0.5, lambda: tf.image.flip_left_right(image), lambda: image)
 
 
@@ -285,41 +295,148 @@ def _output(image: tf.Tensor, cfg: ImageConfig) -> tf.Tensor:
     return tf.reshape(pixels, [cfg.image_size, cfg.image_size, 3])
 
 
-def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool) -> tf.data.Dataset:
-    """The map stage: read (files), decode and transform, on `workers` threads."""
+class _Failures:
+    """Images that passed the checks but did not decode: named, raised or counted.
+
+    A plain ``map`` raised TensorFlow's error naming no file, and ``ignore_errors`` dropped
+    the image uncounted. Here the map's errors are ignored, but each element carries its
+    position in the epoch and its name is noted before the map (a hash table op, keyed by the
+    position modulo NAMES); each batch is checked for a gap in the positions, which names
+    every element that did not come out (one check a batch: a check an element cost 4% of
+    the eval throughput). Its reason is found by decoding it again in Python, only then.
+    "raise" stops the iteration with a DatasetError (TensorFlow carries it in its
+    UnknownError, whose first line names the file); "skip" logs it and counts it once, as
+    torch counts.
+    """
+
+    NAMES = 1 << 16  # far more elements than a map and a batch have in flight
+    COUNT = -1  # the key under which the elements of this epoch so far are counted
+
+    def __init__(self, cfg: ImageConfig, read_files: bool) -> None:
+        self.cfg, self.read_files = cfg, read_files
+        self.problems: set[str] = set()
+        self.names = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, default_value="")
+
+    def note(self, position: tf.Tensor, name: tf.Tensor) -> list[tf.Operation]:
+        """The graph ops that note the name of the element at `position` of this epoch."""
+        return [self.names.insert(position % self.NAMES, name),
+                self.names.insert(tf.constant(self.COUNT, tf.int64), tf.strings.as_string(position + 1))]
+
+    def check(self, expected: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
+        """Reports the elements missing between position `expected` and the batch's last
+        position (the end of the epoch for the end marker, positions [-1]); the position
+        expected next."""
+        end = positions[-1] < 0
+        upto = tf.where(end, tf.strings.to_number(self.names.lookup(tf.constant(self.COUNT, tf.int64)), tf.int64),
+                        positions[-1] + 1)
+        came = tf.where(end, tf.constant(0, tf.int64), tf.size(positions, out_type=tf.int64))
+
+        def report() -> tf.Tensor:
+            span = tf.range(expected, upto)
+            names = self.names.lookup(span % self.NAMES)
+            return tf.numpy_function(self._report, [span, names, positions], tf.bool, stateful=True)
+
+        done = tf.cond(upto - expected > came, report, lambda: tf.constant(True))
+        with tf.control_dependencies([done]):
+            return tf.identity(upto)
+
+    def _report(self, span: np.ndarray, names: np.ndarray, positions: np.ndarray) -> bool:
+        came = set(positions.tolist())
+        reasons = [self.reason(name) for position, name in zip(span.tolist(), names) if position not in came]
+        if self.cfg.on_error == "raise":
+            raise DatasetError(reasons[0] + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
+        for reason in reasons:
+            if reason not in self.problems:
+                self.problems.add(reason)
+                log.warning("skipped %s", reason)
+        return True
+
+    def reason(self, name: bytes) -> str:
+        """`name: why`; a file is read and decoded again in Python to say why."""
+        name = name.decode("utf-8", "surrogateescape")
+        if name.startswith("\0"):  # a row found bad as it was read: its reason (_RowReader)
+            return name[1:]
+        if not self.read_files:  # a row or example: its bytes are not kept
+            return f"{name}: cannot decode"
+        try:
+            data = Path(name).read_bytes()
+        except OSError as exc:
+            return f"{name}: unreadable ({exc.strerror})"
+        problem = looks_like_image(data) or decode_problem(data)
+        if problem is None:
+            try:
+                tf.io.decode_image(data, channels=3, expand_animations=False)
+                problem = "cannot decode"
+            except tf.errors.OpError as exc:
+                problem = f"cannot decode ({exc.message.splitlines()[0].split('}} ')[-1].split(' [Op:')[0]})"
+        return f"{name}: {problem}"
+
+    @property
+    def skipped(self) -> int:
+        return len(self.problems)
+
+
+def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool) -> tuple[tf.data.Dataset, _Failures]:
+    """Read (files), decode and transform on `workers` threads, and batch: (images, labels)
+    batches; and what did not decode (see _Failures).
+
+    `elements` are (file path or encoded image, label, name).
+    """
+    failures = _Failures(cfg, read_files)
 
     def load(x: tf.Tensor) -> tf.Tensor:
         return tf.io.read_file(x) if read_files else x
 
     # Plain graph code (Python branches only on the config): no AutoGraph conversion needed.
     @tf.autograph.experimental.do_not_convert
-    def train(element: tuple[tf.Tensor, tf.Tensor], seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x, label = element
-        return _output(_decode_train(load(x), seed, cfg), cfg), label
+    def noted(position: tf.Tensor, element: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
+        x, label, name = element
+        with tf.control_dependencies(failures.note(position, name)):
+            return tf.identity(position), x, label
 
     @tf.autograph.experimental.do_not_convert
-    def evaluate(x: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return _output(_decode_eval(load(x), cfg), cfg), label
+    def made(*element: Any) -> tuple[tf.Tensor, ...]:
+        (position, x, label), seed = element if cfg.train else (element, None)
+        image = _decode_train(load(x), seed, cfg) if cfg.train else _decode_eval(load(x), cfg)
+        return position, _output(image, cfg), label
 
+    @tf.autograph.experimental.do_not_convert
+    def checked(expected: tf.Tensor, batch: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tuple[tf.Tensor, ...]]:
+        return failures.check(expected, batch[0]), batch
+
+    elements = elements.enumerate().map(noted)
     if cfg.train:
         # Two numbers per element from a seeded stream that changes every epoch: the stateless
         # seed of its crop and flip, whichever thread maps it.
         seeds = tf.data.Dataset.random(seed=stream_seed(cfg.seed, "crops"), rerandomize_each_iteration=True)
         elements = tf.data.Dataset.zip(elements, seeds.batch(2))
-    function = train if cfg.train else evaluate
     if cfg.workers == 0:
-        mapped = elements.map(function)  # sequential, in this pipeline's own thread
+        mapped, parallel = elements.map(made), None  # sequential, in this pipeline's own thread
     else:
         # deterministic: the order in is the order out, so that a seed repeats its batches
         # with any number of threads (and eval without shuffle gives the file order).
         parallel = tf.data.AUTOTUNE if cfg.workers == AUTOTUNE else cfg.workers
-        mapped = elements.map(function, num_parallel_calls=parallel, deterministic=True)
-    return mapped.ignore_errors(log_warning=True) if cfg.on_error == "skip" else mapped
+        mapped = elements.map(made, num_parallel_calls=parallel, deterministic=True)
+    # Batched whole (a short last batch too, so that its elements are checked), the images
+    # copied into their batch on the map's threads; then the end marker, the check, and the
+    # short batch dropped where drop_last asks.
+    size = cfg.image_size
+    end = tf.data.Dataset.from_tensors((tf.constant([-1], tf.int64),
+                                        tf.zeros([0, size, size, 3], tf.uint8 if cfg.output == "uint8" else tf.float32),
+                                        tf.zeros([0], tf.int64)))
+    batches = mapped.ignore_errors().batch(cfg.batch_size, num_parallel_calls=parallel,
+                                           deterministic=True if parallel else None)
+    batches = batches.concatenate(end).scan(tf.constant(0, tf.int64), checked)
+    batches = batches.filter(lambda positions, images, labels: positions[-1] >= 0)
+    if cfg.drop_last:
+        batches = batches.filter(lambda positions, images, labels: tf.size(labels) == cfg.batch_size)
+        return batches.map(lambda positions, images, labels: (tf.ensure_shape(images, [cfg.batch_size, size, size, 3]),
+                                                              tf.ensure_shape(labels, [cfg.batch_size]))), failures
+    return batches.map(lambda positions, images, labels: (images, labels)), failures
 
 
-def _finish(images: tf.data.Dataset, cfg: ImageConfig) -> tf.data.Dataset:
-    """Batches (drop_last as configured) made `prefetch` batches ahead."""
-    batches = images.batch(cfg.batch_size, drop_remainder=cfg.drop_last)
+def _finish(batches: tf.data.Dataset, cfg: ImageConfig) -> tf.data.Dataset:
+    """Batches made `prefetch` batches ahead."""
     if cfg.prefetch == 0:
         return batches
     return batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == AUTOTUNE else cfg.prefetch)
@@ -336,10 +453,14 @@ def build_tf_dataset(source: str | os.PathLike[str] | Source | Any, cfg: ImageCo
         elements, skipped = _files(resolved, cfg) if kind == "folder" else _rows(resolved, cfg)
     # Paths are shuffled whole (they are small); encoded images through a buffer of batches.
     buffer = len(resolved.samples) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
-    images = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder")
+    images, failures = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder")
     dataset, threads = private_threads(_finish(images, cfg), cfg.workers)
-    count = skipped if callable(skipped) else (lambda: skipped)
+    checked = skipped if callable(skipped) else (lambda: skipped)
     ahead = batches_ahead(cfg.workers, cfg.prefetch)
+
+    def count() -> int:
+        return checked() + failures.skipped
+
     return attach(dataset, lambda: LoaderStats(skipped=count(), num_classes=len(classes) if classes else None,
                                                batches_ahead=ahead, threads=threads))
 
@@ -376,10 +497,10 @@ def tf_dataset(
     - Train crops and flips are drawn from TensorFlow's seeded random streams: the same seed
       repeats here (with any number of threads, but a global ``tf.random.set_seed`` changes
       the streams too), yet gives other crops and another shuffle than torch's.
-    - A training JPEG is decoded only inside its crop window (``decode_and_crop_jpeg``),
-      which differs from decoding the whole image and cropping at a few pixels along the
-      window's edges (chroma upsampling); JPEGs decode with libjpeg's accurate DCT, as
-      torchvision's do.
+    - JPEGs decode with libjpeg's accurate DCT, as torchvision's do, and a training image is
+      decoded whole and then cropped, as torchvision does: ``decode_and_crop_jpeg`` (about
+      10% faster here) stops at the window's last row and passed damaged JPEGs that torch
+      names (docs/reliability.md).
     - TensorFlow's antialiased bilinear resize and torchvision's differ slightly, and tf's
       gives floats: float output is normalized from them, where torchvision rounds to uint8
       first. Eval pixels are within about 0.005 (normalized units, mean absolute; a grey
@@ -391,12 +512,14 @@ def tf_dataset(
     and last bytes (empty, not an image, truncated, unreadable): "raise" raises
     DatasetError naming the first bad file, "skip" drops and counts them. Parquet rows are
     checked as they are read: "raise" stops the iteration with an error whose first line
-    names the shard and row (TensorFlow wraps the DatasetError in its UnknownError); "skip"
-    counts them as the epoch goes. ``feedbench.pipelines.stats_of(dataset)`` gives the count
-    (and the classes and batches made ahead), also for a dataset derived from this one
-    (``.take()``, ``.map()``, ...); the consumer loop records it in RunResult.skipped. An image
-    that passes these checks but does not decode raises TensorFlow's InvalidArgumentError
-    while iterating ("raise"), or is dropped with a logged warning but not counted ("skip").
+    names the shard and row; "skip" counts them as the epoch goes. An image that passes
+    these checks but does not decode is named the same way: "raise" stops the iteration with
+    its file or row and the decoder's reason, "skip" drops, logs and counts it (once, in
+    every epoch). TensorFlow carries a DatasetError raised while iterating in its
+    UnknownError, whose first line names the file; the consumer loop reports it as the
+    DatasetError. ``feedbench.pipelines.stats_of(dataset)`` gives the count (and the classes
+    and batches made ahead), also for a dataset derived from this one (``.take()``,
+    ``.map()``, ...); the consumer loop records it in RunResult.skipped.
     TFDS examples are not checked before decoding.
 
     Args:

@@ -8,6 +8,7 @@ from torchvision.transforms.v2 import functional as F
 from feedbench.datasets import scan_image_folder
 from feedbench.datasets.parquet import IMAGE_SCHEMA, write_shards
 from feedbench.pipelines import DatasetError, measure, stats_of
+from feedbench.pipelines.core.errors import described
 from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds
 from feedbench.pipelines.registry import build
 from feedbench.vision import ImageConfig, tf_dataset
@@ -200,7 +201,7 @@ def test_raise_counts_the_other_bad_files(broken_folder):
         tf_dataset(root, workers=0)
 
 
-def test_images_that_pass_the_check_but_do_not_decode(small_folder, tmp_path):
+def test_images_that_pass_the_check_but_do_not_decode_are_named_and_counted(small_folder, tmp_path, caplog):
     root = tmp_path / "corrupt"
     (root / "a").mkdir(parents=True)
     good = sorted(small_folder.root.glob("class_000/*.jpg"))
@@ -208,10 +209,15 @@ def test_images_that_pass_the_check_but_do_not_decode(small_folder, tmp_path):
         (root / "a" / path.name).write_bytes(path.read_bytes())
     noise = np.random.default_rng(0).bytes(2000)
     (root / "a" / "zz-noise.jpg").write_bytes(b"\xff\xd8\xff" + noise + b"\xff\xd9")  # header and end look right
-    with pytest.raises(tf.errors.InvalidArgumentError):
+    (root / "a" / "a-noise.jpg").write_bytes(b"\xff\xd8\xff" + noise + b"\xff\xd9")  # first, then last
+    with pytest.raises(tf.errors.OpError) as info:
         _all(tf_dataset(root, train=False, shuffle=False, batch_size=2, workers=0, image_size=16))
-    dataset = tf_dataset(root, batch_size=1, workers=2, image_size=16, on_error="skip")
-    assert len(_all(dataset)[1]) == 3 and stats_of(dataset).skipped == 0  # dropped, logged, not counted
+    assert described(info.value).startswith(f"DatasetError: {root / 'a' / 'a-noise.jpg'}: cannot decode (")
+    for workers in (0, 2):
+        dataset = tf_dataset(root, batch_size=1, workers=workers, image_size=16, on_error="skip")
+        assert len(_all(dataset)[1]) == 3 and stats_of(dataset).skipped == 2  # dropped and counted
+        assert len(_all(dataset)[1]) == 3 and stats_of(dataset).skipped == 2  # each counted once
+    assert "zz-noise.jpg: cannot decode" in caplog.text
 
 
 @pytest.fixture()
