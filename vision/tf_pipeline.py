@@ -104,7 +104,8 @@ def _files(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, int]:
     """(path, label, name) elements of an ImageFolder, in torchvision's order (the name is the
     path); and the skip count."""
     samples, skipped = _checked_samples(source, cfg)
-    paths = tf.constant([path for path, _ in samples], tf.string)
+    # As bytes: a file name need not be UTF-8 (os.fsencode gives its bytes back).
+    paths = tf.constant([os.fsencode(path) for path, _ in samples], tf.string)
     labels = tf.constant([label for _, label in samples], tf.int64)
     return tf.data.Dataset.from_tensor_slices((paths, labels)).map(lambda path, label: (path, label, path)), skipped
 
