@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from feedbench.pipelines.cli import compare, data, demo, options, report, run, sweep
@@ -40,18 +42,32 @@ def _one_line_errors_everywhere(parser: argparse.ArgumentParser) -> None:
                 _one_line_errors_everywhere(sub)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, taken as an interrupt: a grid keeps its finished cells and ends the run in
+    flight and its workers, as for Ctrl-C (Python's default for SIGTERM ends at once, leaving
+    the workers behind)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (0 ok, 1 error, 2 usage)."""
+    """Runs the command line; returns the exit status (0 ok, 1 error, 2 usage, 130 interrupted,
+    143 terminated)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         lines = args.run(args)
     except FeedbenchError as exc:
         print(f"feedbench: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("feedbench: interrupted; nothing half-written was left in place", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what, status = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        print(f"feedbench: {what}; nothing half-written was left in place", file=sys.stderr)
+        return status
     for line in lines:
         print(line)
     return 0

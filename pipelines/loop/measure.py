@@ -201,6 +201,8 @@ class _Loop:
         try:
             batch = to_torch(raw)
             count = batch_size(batch)
+            if count == 0:  # would be measured as a step of no samples: 0 samples/s, "ok"
+                raise BatchError("a batch of no samples (a loader must yield at least one sample a batch)")
         except BatchError as exc:
             raise BatchError(f"{self._where()}: {exc}") from exc
         return (pinned(batch) if self.cuda else batch), count
