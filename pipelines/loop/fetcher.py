@@ -21,6 +21,7 @@ class Fetcher:
         self._iterator: Any = None
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._answers: queue.SimpleQueue = queue.SimpleQueue()
+        self._waiting = False  # a request has no answer yet (the loader may be stalled in it)
         self._thread = threading.Thread(target=self._serve, name="feedbench-fetch", daemon=True)
         self._thread.start()
 
@@ -41,7 +42,16 @@ class Fetcher:
     def call(self, request: str, timeout_s: float) -> tuple[str, Any]:
         """("ok", batch), ("end", None) or ("error", exception); raises queue.Empty on timeout."""
         self._requests.put(request)
-        return self._answers.get(timeout=timeout_s)
+        self._waiting = True
+        answer = self._answers.get(timeout=timeout_s)
+        self._waiting = False
+        return answer
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 30) -> None:
+        """Ends the thread; waits for it unless it is stuck in a stalled loader's call, so that
+        the loader's iterator (tf.data's C++ threads) is released before the interpreter exits:
+        a daemon thread still inside it at exit can end the process with SIGABRT ("terminate
+        called without an active exception")."""
         self._requests.put(None)
+        if not self._waiting:
+            self._thread.join(timeout_s)

@@ -31,14 +31,14 @@ def linked_folder(small_folder, tmp_path):
     return root
 
 
-def test_a_class_link_that_leads_nowhere_is_no_class_and_a_file_link_is_listed(linked_folder):
+def test_a_class_link_that_leads_nowhere_is_no_class_and_a_file_link_is_listed(fault, linked_folder):
     classes, samples = scan_image_folder(linked_folder)
     assert classes == ["class_000", "class_001", "class_002"]
     assert linked_folder / "class_001" / "self.jpg" in [path for path, _ in samples]
 
 
 @FRAMEWORKS
-def test_a_file_link_loop_is_named_or_skipped_and_counted(linked_folder, framework):
+def test_a_file_link_loop_is_named_or_skipped_and_counted(fault, linked_folder, framework):
     options = {"train": False, "shuffle": False, "batch_size": 5, "workers": 2, "image_size": 16}
     with pytest.raises(DatasetError, match=r"self\.jpg: unreadable \(Too many levels of symbolic links\)"):
         list(FACTORIES[framework](linked_folder, **options))
@@ -46,7 +46,7 @@ def test_a_file_link_loop_is_named_or_skipped_and_counted(linked_folder, framewo
     assert sum(len(labels) for _, labels in loader) == 24
 
 
-def test_data_shards_names_the_link_loop_and_writes_nothing(linked_folder, tmp_path):
+def test_data_shards_names_the_link_loop_and_writes_nothing(fault, linked_folder, tmp_path):
     done = subprocess.run([FEEDBENCH, "data", "shards", str(linked_folder), str(tmp_path / "shards")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
@@ -55,14 +55,14 @@ def test_data_shards_names_the_link_loop_and_writes_nothing(linked_folder, tmp_p
     assert not (tmp_path / "shards").exists()
 
 
-def test_a_folder_given_as_a_link_loop_is_named(tmp_path):
+def test_a_folder_given_as_a_link_loop_is_named(fault, tmp_path):
     os.symlink("data", tmp_path / "data")
     with pytest.raises(DatasetError, match=r"data: no such image folder"):
         scan_image_folder(tmp_path / "data")
 
 
 @AS_ROOT
-def test_a_class_folder_that_cannot_be_listed_is_named(small_folder, tmp_path):
+def test_a_class_folder_that_cannot_be_listed_is_named(fault, small_folder, tmp_path):
     root = tmp_path / "locked"
     shutil.copytree(small_folder.root, root)
     (root / "class_002").chmod(0)

@@ -20,7 +20,7 @@ measure(torch_loader({root!r}, workers=1, batch_size=4, image_size=16), workload
 """
 
 
-def test_a_worker_that_dies_while_starting_is_one_error_naming_it_not_a_hang(small_folder):
+def test_a_worker_that_dies_while_starting_is_one_error_naming_it_not_a_hang(fault, small_folder):
     """A script read from standard input cannot be imported by a worker, which dies at once: the
     parent used to wait in its pipe or for the DataLoader's timeout (120 s)."""
     started = time.monotonic()
@@ -33,7 +33,7 @@ def test_a_worker_that_dies_while_starting_is_one_error_naming_it_not_a_hang(sma
     assert "exited with status 1" in last and "cannot run from standard input" in last
 
 
-def test_a_worker_killed_mid_run_is_named(small_folder):
+def test_a_worker_killed_mid_run_is_named(fault, small_folder):
     loader = torch_loader(small_folder.root, workers=2, batch_size=2, image_size=16, shuffle=False)
     batches = iter(loader)
     next(batches)
