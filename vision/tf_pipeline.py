@@ -367,7 +367,7 @@ class _Failures:
         if problem is None:
             try:
                 tf.io.decode_image(data, channels=3, expand_animations=False)
-                problem = "cannot decode"
+                problem = "failed in the pipeline, though it decodes when read again (a transient error?)"
             except tf.errors.OpError as exc:
                 problem = f"cannot decode ({exc.message.splitlines()[0].split('}} ')[-1].split(' [Op:')[0]})"
         return f"{name}: {problem}"
