@@ -100,7 +100,7 @@ def test_existing_results_are_refused_without_resume_and_other_settings_with_it(
     assert len(rows_in(out)) == 4
 
 
-def test_an_interrupted_grid_resumes_where_it_stopped(small_folder, tmp_path):
+def test_an_interrupted_grid_resumes_where_it_stopped(fault, small_folder, tmp_path):
     out = tmp_path / "out"
     args = [FEEDBENCH, "compare", "--task", "image", "--data", str(small_folder.root), "--frameworks", "torch",
             "--workers", "0,1,2", "--out", str(out), *TINY]

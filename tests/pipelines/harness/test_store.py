@@ -46,7 +46,7 @@ def test_store_refuses_to_mix_or_to_overwrite(settings, tmp_path, fake_row):
     assert len(ResultStore.open(tmp_path, settings, resume=True).rows) == 1
 
 
-def test_store_load_says_what_is_wrong(tmp_path):
+def test_store_load_says_what_is_wrong(fault, tmp_path):
     with pytest.raises(DatasetError, match="not a feedbench results folder"):
         ResultStore.load(tmp_path)
     (tmp_path / "results.json").write_text("{not json")
@@ -54,7 +54,7 @@ def test_store_load_says_what_is_wrong(tmp_path):
         ResultStore.load(tmp_path)
 
 
-def test_an_interrupted_write_leaves_the_last_complete_file(tmp_path):
+def test_an_interrupted_write_leaves_the_last_complete_file(fault, tmp_path):
     target = tmp_path / "results.json"
     target.write_text("complete")
 
@@ -64,7 +64,8 @@ def test_an_interrupted_write_leaves_the_last_complete_file(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         write_atomically(target, half_then_interrupt)
-    assert target.read_text() == "complete" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    fault.kept(target.read_text() == "complete" and [p.name for p in tmp_path.iterdir()] == ["results.json"],
+               "the last complete results file was not kept whole")
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -73,27 +74,28 @@ def test_an_interrupted_write_leaves_the_last_complete_file(tmp_path):
     ("[1]", "row 0 is not a feedbench result \\(a int"),
     ('[{"framework": "torch", "workers": 0}]', "row 0 is not a feedbench result \\(it lacks task, ok, settings"),
 ])
-def test_malformed_results_name_the_file_and_row(tmp_path, text, message):
+def test_malformed_results_name_the_file_and_row(fault, tmp_path, text, message):
     (tmp_path / "results.json").write_text(text)
     with pytest.raises(DatasetError, match=message) as info:
         ResultStore.load(tmp_path)
     assert str(tmp_path / "results.json") in str(info.value) and "\n" not in str(info.value)
 
 
-def test_a_row_with_a_bad_worker_count_names_its_row(settings, tmp_path, fake_row):
+def test_a_row_with_a_bad_worker_count_names_its_row(fault, settings, tmp_path, fake_row):
     row = fake_row(settings, "torch", 0)
     (tmp_path / "results.json").write_text(json.dumps([row, {**row, "workers": -3}]))
     with pytest.raises(DatasetError, match="results.json: row 1: workers must be"):
         ResultStore.load(tmp_path)
 
 
-def test_a_folder_of_other_files_is_never_written_into(settings, tmp_path):
+def test_a_folder_of_other_files_is_never_written_into(fault, settings, tmp_path):
     (tmp_path / "report.md").write_text("mine")
+    before = fault.digest(tmp_path)
     with pytest.raises(ConfigError, match="not a feedbench results folder"):
         ResultStore.open(tmp_path, settings, resume=False)
     with pytest.raises(ConfigError, match="not a feedbench results folder"):
         ResultStore.open(tmp_path, settings, resume=True)
-    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    fault.unchanged(before, fault.digest(tmp_path), "a folder of the user's files")
     assert ResultStore.open(tmp_path / "empty", settings, resume=False).rows == []  # new or empty: fine
 
 
