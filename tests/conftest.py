@@ -13,6 +13,7 @@ import torch  # noqa: F401  (import order, see above)
 import torchvision  # noqa: F401
 
 from feedbench.datasets import make_image_folder, make_image_shards, make_text_corpus
+from feedbench.pipelines.core.errors import described
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -98,6 +99,15 @@ class Fault:
         missing = [name for name in names if str(name) not in lines[0]]
         assert not missing, f"{lines[0]!r} does not name {missing}"
         return lines[0]
+
+    def refused(self, call, *names: str, what: str = "the bad input") -> str:
+        """The one line of the error `call()` raises, naming each of `names`; a silent drop
+        if it raises nothing."""
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - the message is what is checked
+            return self.one_line(described(exc), *names)
+        self.broke("silent drops", f"{what} was taken without an error")
 
     def counted(self, skipped: int, expected: int) -> None:
         if skipped != expected:
