@@ -32,6 +32,10 @@ class Backend:
         factory: "module:function" of the public keyword factory (``torch_loader``, ...).
         source_check: "module:function" that checks a source path without a framework,
             raising DatasetError; run before any cell starts.
+        prefix: "module:function" building the pipeline stopped after one of `stages`, from
+            (source, config, stage): one number a sample, batched as the loader batches
+            (``feedbench explain`` costs a stage as the difference between two prefixes).
+        stages: The stages inside one sample, in order (read, decode, transform; ...).
         label: How reports name it ("torch DataLoader", "tf.data").
         workers: What `workers` counts for it, a phrase ("DataLoader worker processes").
         prefetch: What `prefetch` counts for it, a phrase.
@@ -47,6 +51,8 @@ class Backend:
     builder: str
     factory: str
     source_check: str
+    prefix: str
+    stages: tuple[str, ...]
     label: str
     workers: str
     prefetch: str
@@ -66,6 +72,10 @@ class Backend:
         """The loader over `source` with `config`."""
         return load(self.builder)(source, config)
 
+    def build_prefix(self, source: Any, config: Any, through: str) -> Iterable[Any]:
+        """The loader over `source` with `config`, stopped after the sample stage `through`."""
+        return load(self.prefix)(source, config, through)
+
 
 _TORCH = dict(label="torch DataLoader", workers="DataLoader worker processes",
               prefetch="batches made ahead per worker (prefetch_factor)",
@@ -75,16 +85,23 @@ _TF = dict(label="tf.data", workers="threads of the map's num_parallel_calls",
            prefetch="batches in the prefetch buffer", zero_workers="maps sequentially but still prefetches on a "
            "background thread", autotune="tf.data's own tuning of parallel calls and buffers", tunes_itself=True)
 
+_IMAGE_STAGES = ("read", "decode", "transform")  # vision._common.SAMPLE_STAGES (the test holds them equal)
+_TEXT_STAGES = ("read", "tokenize", "encode")  # text._common.SAMPLE_STAGES
+
 BACKENDS: tuple[Backend, ...] = (
     Backend("image", "torch", "feedbench.vision._common:ImageConfig",
             "feedbench.vision.torch_pipeline:build_torch_loader", "feedbench.vision.torch_pipeline:torch_loader",
-            "feedbench.vision._common:resolve_source", **_TORCH),
+            "feedbench.vision._common:resolve_source", "feedbench.vision.torch_pipeline:build_torch_prefix",
+            _IMAGE_STAGES, **_TORCH),
     Backend("image", "tf", "feedbench.vision._common:ImageConfig", "feedbench.vision.tf_pipeline:build_tf_dataset",
-            "feedbench.vision.tf_pipeline:tf_dataset", "feedbench.vision._common:resolve_source", **_TF),
+            "feedbench.vision.tf_pipeline:tf_dataset", "feedbench.vision._common:resolve_source",
+            "feedbench.vision.tf_pipeline:build_tf_prefix", _IMAGE_STAGES, **_TF),
     Backend("text", "torch", "feedbench.text._config:TextConfig", "feedbench.text.torch_pipeline:build_torch_loader",
-            "feedbench.text.torch_pipeline:torch_loader", "feedbench.text._records:resolve", **_TORCH),
+            "feedbench.text.torch_pipeline:torch_loader", "feedbench.text._records:resolve",
+            "feedbench.text.torch_pipeline:build_torch_prefix", _TEXT_STAGES, **_TORCH),
     Backend("text", "tf", "feedbench.text._config:TextConfig", "feedbench.text.tf_pipeline:build_tf_dataset",
-            "feedbench.text.tf_pipeline:tf_dataset", "feedbench.text._records:resolve", **_TF),
+            "feedbench.text.tf_pipeline:tf_dataset", "feedbench.text._records:resolve",
+            "feedbench.text.tf_pipeline:build_tf_prefix", _TEXT_STAGES, **_TF),
 )
 
 
@@ -142,6 +159,19 @@ def loader_factory(task: str, framework: str, source: Any, config: Any) -> Calla
     """A picklable zero-argument factory of the loader, for ``RunSpec(loader=...)``."""
     backend(task, framework)
     return functools.partial(build, task, framework, str(source), config)
+
+
+def build_prefix(task: str, framework: str, source: Any, config: Any, through: str) -> Iterable[Any]:
+    """The loader of `task` in `framework`, stopped after the sample stage `through`."""
+    return backend(task, framework).build_prefix(source, config, through)
+
+
+def prefix_factory(task: str, framework: str, source: Any, config: Any, through: str) -> Callable[[], Iterable[Any]]:
+    """A picklable zero-argument factory of the prefix loader through `through`."""
+    entry = backend(task, framework)
+    if through not in entry.stages:
+        raise ConfigError(f"unknown {task} stage {through!r}; choose {', '.join(entry.stages)}")
+    return functools.partial(build_prefix, task, framework, str(source), config, through)
 
 
 def check_source(task: str, source: Any) -> None:

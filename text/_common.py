@@ -34,6 +34,12 @@ from feedbench.text.vocab import Vocab, resolve_vocab
 log = logging.getLogger(__name__)
 _PASS_VERSION = "1"  # bump when a tokenizer's output changes, so that cached passes are not reused
 _SMALLEST_BUCKET = 16
+# The stages inside one document, in order; a prefix pipeline (``build_*_prefix``) stops after
+# one of them and gives one number a document, so that `feedbench explain` can cost each stage
+# as the difference between consecutive prefixes (docs/explain.md). "read" takes the checked
+# text from memory (the records are read and checked once, when the loader is built).
+# Batching (padding, bucketing), delivery, the copy and the step follow them.
+SAMPLE_STAGES = ("read", "tokenize", "encode")
 
 
 @dataclass(frozen=True)

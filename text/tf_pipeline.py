@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.frameworks import import_tensorflow, private_threads
 from feedbench.pipelines.core.seeds import stream_seed
 from feedbench.pipelines.core.stats import attach
 from feedbench.text import _records, tokenizers
-from feedbench.text._common import Prepared, prepare, prepare_source
+from feedbench.text._common import SAMPLE_STAGES, Prepared, prepare, prepare_source
 from feedbench.text._config import TextConfig
 from feedbench.text._records import Corpus
 from feedbench.text.tokenizers import PUNCT_RANGES, SPACE_RANGES, re2_class
@@ -119,25 +120,33 @@ def _lookup_table(vocab: Vocab) -> tf.lookup.StaticHashTable:
 _Encoder = Callable[[tf.Tensor], tf.Tensor]
 
 
-def _native_encoder(vocab: Vocab, cfg: TextConfig) -> _Encoder:
-    """text -> the first max_len ids, all in TensorFlow ops (no Python, no GIL)."""
+def _native_encoder(vocab: Vocab, cfg: TextConfig, through: str | None) -> _Encoder:
+    """text -> the first max_len ids, all in TensorFlow ops (no Python, no GIL); with `through`
+    "tokenize", [the number of tokens]."""
     table = _lookup_table(vocab)
     _lowers_natively()  # probes ICU now, not in the first map call
 
     def encode(text: tf.Tensor) -> tf.Tensor:
-        return table.lookup(native_regex_tokens(text, cfg.lowercase)[: cfg.max_len])
+        tokens = native_regex_tokens(text, cfg.lowercase)
+        if through == "tokenize":
+            return tf.size(tokens, out_type=tf.int64)[None]
+        return table.lookup(tokens[: cfg.max_len])
 
     return encode
 
 
-def _python_encoder(vocab: Vocab, cfg: TextConfig) -> _Encoder:
-    """text -> the first max_len ids, through the Python tokenizer in ``tf.numpy_function``."""
+def _python_encoder(vocab: Vocab, cfg: TextConfig, through: str | None) -> _Encoder:
+    """text -> the first max_len ids, through the Python tokenizer in ``tf.numpy_function``;
+    with `through` "tokenize", [the number of tokens]."""
     split = tokenizers.tokenizer(cfg.tokenizer, lowercase=cfg.lowercase)
     split("")  # loads the tokenizer now (spaCy's takes ~0.3 s), not in the first map call
 
     def ids(text: bytes | np.ndarray) -> np.ndarray:
         raw = text.item() if isinstance(text, np.ndarray) else text
-        return np.asarray(vocab.encode(split(raw.decode("utf-8"))[: cfg.max_len]), dtype=np.int64)
+        tokens = split(raw.decode("utf-8"))
+        if through == "tokenize":
+            return np.asarray([len(tokens)], dtype=np.int64)
+        return np.asarray(vocab.encode(tokens[: cfg.max_len]), dtype=np.int64)
 
     def encode(text: tf.Tensor) -> tf.Tensor:
         return tf.ensure_shape(tf.numpy_function(ids, [text], tf.int64, stateful=False), [None])
@@ -189,12 +198,19 @@ def _documents(prepared: Prepared, cfg: TextConfig) -> tf.data.Dataset:
     return documents.shuffle(len(prepared.corpus), seed=seed, reshuffle_each_iteration=True)
 
 
-def _encoded(documents: tf.data.Dataset, encoder: _Encoder, cfg: TextConfig) -> tf.data.Dataset:
-    """The map stage: (ids int64 [n], n, label), n <= max_len, on `workers` threads."""
+def _encoded(documents: tf.data.Dataset, encoder: _Encoder, cfg: TextConfig, through: str | None = None,
+             ) -> tf.data.Dataset:
+    """The map stage: (ids int64 [n], n, label), n <= max_len, on `workers` threads. With
+    `through` (a stage of _common.SAMPLE_STAGES): ([one number], its bucket length, label)."""
 
     @tf.autograph.experimental.do_not_convert
     def encode(text: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        if through == "read":
+            return tf.cast(tf.strings.length(text, unit="UTF8_CHAR"), tf.int64)[None], tf.constant(0, tf.int64), label
         ids = encoder(text)
+        if through:  # the count of tokens or ids, bucketed by the ids it keeps
+            kept = tf.minimum(ids[0], cfg.max_len) if through == "tokenize" else tf.size(ids, out_type=tf.int64)
+            return (ids if through == "tokenize" else kept[None]), kept, label
         return ids, tf.size(ids, out_type=tf.int64), label
 
     if cfg.workers == 0:
@@ -221,9 +237,22 @@ def _batched(encoded: tf.data.Dataset, prepared: Prepared, cfg: TextConfig) -> t
 
 def build_tf_dataset(source: str | os.PathLike[str] | Any, cfg: TextConfig) -> tf.data.Dataset:
     """The tf.data pipeline for `source` under `cfg` (see :func:`tf_dataset`)."""
+    return _pipeline(source, cfg, None)
+
+
+def build_tf_prefix(source: str | os.PathLike[str] | Any, cfg: TextConfig, through: str) -> tf.data.Dataset:
+    """The pipeline of :func:`build_tf_dataset` stopped after the document stage `through`
+    ("read", "tokenize" or "encode": _common.SAMPLE_STAGES): each document becomes one number
+    (its characters, tokens or ids), batched as the pipeline batches, so that ``feedbench
+    explain`` can cost a stage as the difference between two prefixes."""
+    checks.choice("through", through, SAMPLE_STAGES)
+    return _pipeline(source, cfg, through)
+
+
+def _pipeline(source: str | os.PathLike[str] | Any, cfg: TextConfig, through: str | None) -> tf.data.Dataset:
     prepared = _prepare(source, cfg)
-    encoder = (_native_encoder if cfg.tokenizer == "regex" else _python_encoder)(prepared.vocab, cfg)
-    batches = _batched(_encoded(_documents(prepared, cfg), encoder, cfg), prepared, cfg)
+    encoder = (_native_encoder if cfg.tokenizer == "regex" else _python_encoder)(prepared.vocab, cfg, through)
+    batches = _batched(_encoded(_documents(prepared, cfg), encoder, cfg, through), prepared, cfg)
     if cfg.prefetch != 0:
         batches = batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == AUTOTUNE else cfg.prefetch)
     batches, threads = private_threads(batches, cfg.workers)

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.dataloader import DeviceAwareLoader, dataloader_options
 from feedbench.pipelines.core.stats import LoaderStats
 from feedbench.text import tokenizers
-from feedbench.text._common import Prepared, bucket_of, prepare_source
+from feedbench.text._common import SAMPLE_STAGES, Prepared, bucket_of, prepare_source
 from feedbench.text._config import TextConfig
 from feedbench.text.vocab import PAD_ID, Vocab
 
@@ -40,7 +41,8 @@ class _Documents(torch.utils.data.Dataset):
     pitfalls").
     """
 
-    def __init__(self, prepared: Prepared, cfg: TextConfig) -> None:
+    def __init__(self, prepared: Prepared, cfg: TextConfig, through: str | None = None) -> None:
+        self.through = through
         self.texts, self.labels = prepared.corpus.texts, prepared.corpus.labels
         self.vocab, self.max_len = prepared.vocab, cfg.max_len
         self.split: Callable[[str], list[str]] = tokenizers.tokenizer(cfg.tokenizer, lowercase=cfg.lowercase)
@@ -49,7 +51,15 @@ class _Documents(torch.utils.data.Dataset):
         return len(self.texts)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        ids = self.vocab.encode(self.split(self.texts[index])[: self.max_len])
+        text = self.texts[index]
+        if self.through == "read":  # a prefix pipeline (build_torch_prefix): one number a document
+            return np.asarray([len(text)], dtype=np.int64), self.labels[index]
+        tokens = self.split(text)
+        if self.through == "tokenize":
+            return np.asarray([len(tokens)], dtype=np.int64), self.labels[index]
+        ids = self.vocab.encode(tokens[: self.max_len])
+        if self.through == "encode":
+            return np.asarray([len(ids)], dtype=np.int64), self.labels[index]
         return np.asarray(ids, dtype=np.int64), self.labels[index]
 
 
@@ -161,9 +171,22 @@ def _batch_sampler(prepared: Prepared, cfg: TextConfig) -> torch.utils.data.Samp
 
 def build_torch_loader(source: str | os.PathLike[str], cfg: TextConfig) -> TextLoader:
     """The DataLoader for `source` under `cfg` (see :func:`torch_loader`)."""
+    return _loader(source, cfg, None)
+
+
+def build_torch_prefix(source: str | os.PathLike[str], cfg: TextConfig, through: str) -> TextLoader:
+    """The pipeline of :func:`build_torch_loader` stopped after the document stage `through`
+    ("read", "tokenize" or "encode": _common.SAMPLE_STAGES): each document becomes one number
+    (its characters, tokens or ids), batched as the loader batches, so that ``feedbench
+    explain`` can cost a stage as the difference between two prefixes."""
+    checks.choice("through", through, SAMPLE_STAGES)
+    return _loader(source, cfg, through)
+
+
+def _loader(source: str | os.PathLike[str], cfg: TextConfig, through: str | None) -> TextLoader:
     prepared = prepare_source(source, cfg)
     return TextLoader(
-        _Documents(prepared, cfg),
+        _Documents(prepared, cfg, through),
         cfg,
         prepared,
         batch_sampler=_batch_sampler(prepared, cfg),

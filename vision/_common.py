@@ -30,6 +30,11 @@ SCALE = (0.08, 1.0)  # RandomResizedCrop's area range
 RATIO = (3 / 4, 4 / 3)  # and aspect ratio range
 EVAL_RESIZE = 256 / 224  # eval: resize the shorter side to image_size x this, then center crop
 OUTPUTS = ("float", "uint8")
+# The stages inside one sample, in order; a prefix pipeline (``build_*_prefix``) stops after
+# one of them and gives one number a sample, so that `feedbench explain` can cost each stage
+# as the difference between consecutive prefixes (docs/explain.md). Batching, delivery, the
+# copy and the step follow them.
+SAMPLE_STAGES = ("read", "decode", "transform")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from feedbench.datasets.parquet import ParquetShards
+from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
@@ -27,6 +28,7 @@ from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead
 from feedbench.vision._common import (
     HEAD_BYTES,
     RATIO,
+    SAMPLE_STAGES,
     SCALE,
     ImageConfig,
     Source,
@@ -377,11 +379,14 @@ class _Failures:
         return len(self.problems)
 
 
-def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool) -> tuple[tf.data.Dataset, _Failures]:
+def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool,
+               through: str | None = None) -> tuple[tf.data.Dataset, _Failures]:
     """Read (files), decode and transform on `workers` threads, and batch: (images, labels)
     batches; and what did not decode (see _Failures).
 
-    `elements` are (file path or encoded image, label, name).
+    `elements` are (file path or encoded image, label, name). With `through` (a stage of
+    _common.SAMPLE_STAGES), each sample stops after that stage as one float32 number (its
+    size in bytes, or its first pixel): the prefix pipeline of build_tf_prefix.
     """
     failures = _Failures(cfg, read_files)
 
@@ -398,8 +403,14 @@ def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool)
     @tf.autograph.experimental.do_not_convert
     def made(*element: Any) -> tuple[tf.Tensor, ...]:
         (position, x, label), seed = element if cfg.train else (element, None)
-        image = _decode_train(load(x), seed, cfg) if cfg.train else _decode_eval(load(x), cfg)
-        return position, _output(image, cfg), label
+        contents = load(x)
+        if through == "read":
+            return position, tf.cast(tf.strings.length(contents), tf.float32), label
+        if through == "decode":
+            return position, tf.cast(_decode(contents)[0, 0, 0], tf.float32), label
+        image = _decode_train(contents, seed, cfg) if cfg.train else _decode_eval(contents, cfg)
+        image = _output(image, cfg)
+        return position, (tf.cast(image[0, 0, 0], tf.float32) if through else image), label
 
     @tf.autograph.experimental.do_not_convert
     def checked(expected: tf.Tensor, batch: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tuple[tf.Tensor, ...]]:
@@ -421,9 +432,9 @@ def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool)
     # Batched whole (a short last batch too, so that its elements are checked), the images
     # copied into their batch on the map's threads; then the end marker, the check, and the
     # short batch dropped where drop_last asks.
-    size = cfg.image_size
-    end = tf.data.Dataset.from_tensors((tf.constant([-1], tf.int64),
-                                        tf.zeros([0, size, size, 3], tf.uint8 if cfg.output == "uint8" else tf.float32),
+    shape = [] if through else [cfg.image_size, cfg.image_size, 3]
+    dtype = tf.uint8 if cfg.output == "uint8" and not through else tf.float32
+    end = tf.data.Dataset.from_tensors((tf.constant([-1], tf.int64), tf.zeros([0, *shape], dtype),
                                         tf.zeros([0], tf.int64)))
     batches = mapped.ignore_errors().batch(cfg.batch_size, num_parallel_calls=parallel,
                                            deterministic=True if parallel else None)
@@ -431,7 +442,7 @@ def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool)
     batches = batches.filter(lambda positions, images, labels: positions[-1] >= 0)
     if cfg.drop_last:
         batches = batches.filter(lambda positions, images, labels: tf.size(labels) == cfg.batch_size)
-        return batches.map(lambda positions, images, labels: (tf.ensure_shape(images, [cfg.batch_size, size, size, 3]),
+        return batches.map(lambda positions, images, labels: (tf.ensure_shape(images, [cfg.batch_size, *shape]),
                                                               tf.ensure_shape(labels, [cfg.batch_size]))), failures
     return batches.map(lambda positions, images, labels: (images, labels)), failures
 
@@ -445,6 +456,19 @@ def _finish(batches: tf.data.Dataset, cfg: ImageConfig) -> tf.data.Dataset:
 
 def build_tf_dataset(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig) -> tf.data.Dataset:
     """The tf.data pipeline for `source` under `cfg` (see :func:`tf_dataset`)."""
+    return _pipeline(source, cfg, None)
+
+
+def build_tf_prefix(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig, through: str) -> tf.data.Dataset:
+    """The pipeline of :func:`build_tf_dataset` stopped after the sample stage `through`
+    ("read", "decode" or "transform": _common.SAMPLE_STAGES): each sample becomes one number
+    (its size in bytes, or its first pixel), batched as the pipeline batches, so that
+    ``feedbench explain`` can cost a stage as the difference between two prefixes."""
+    checks.choice("through", through, SAMPLE_STAGES)
+    return _pipeline(source, cfg, through)
+
+
+def _pipeline(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig, through: str | None) -> tf.data.Dataset:
     classes = None
     if hasattr(source, "as_dataset"):  # a TFDS DatasetBuilder
         kind, elements, skipped = "tfds", _examples(source), 0
@@ -454,7 +478,7 @@ def build_tf_dataset(source: str | os.PathLike[str] | Source | Any, cfg: ImageCo
         elements, skipped = _files(resolved, cfg) if kind == "folder" else _rows(resolved, cfg)
     # Paths are shuffled whole (they are small); encoded images through a buffer of batches.
     buffer = len(resolved.samples) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
-    images, failures = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder")
+    images, failures = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder", through=through)
     dataset, threads = private_threads(_finish(images, cfg), cfg.workers)
     checked = skipped if callable(skipped) else (lambda: skipped)
     ahead = batches_ahead(cfg.workers, cfg.prefetch)

@@ -20,11 +20,13 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
+from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.core.dataloader import DeviceAwareLoader, dataloader_options
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.stats import LoaderStats, batches_ahead
 from feedbench.vision._common import (
+    SAMPLE_STAGES,
     ImageConfig,
     Source,
     decode_problem,
@@ -48,8 +50,8 @@ class _Images(torch.utils.data.Dataset):
     ("raise") or drop and count it ("skip").
     """
 
-    def __init__(self, source: Source, cfg: ImageConfig) -> None:
-        self.source, self.cfg = source, cfg
+    def __init__(self, source: Source, cfg: ImageConfig, through: str | None = None) -> None:
+        self.source, self.cfg, self.through = source, cfg, through
         self._shards = source.shards() if source.kind == "parquet" else None
 
     def __len__(self) -> int:
@@ -71,7 +73,12 @@ class _Images(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | None, int, str | None]:
         epoch, index = key
         data, label, name, problem = self._read(index)
-        problem = problem or looks_like_image(data) or decode_problem(data)
+        problem = problem or looks_like_image(data)
+        if problem:
+            return None, label, f"{name}: {problem}"
+        if self.through == "read":  # a prefix pipeline (build_torch_prefix): one number a sample
+            return torch.tensor(float(len(data))), label, None
+        problem = decode_problem(data)
         if problem:
             return None, label, f"{name}: {problem}"
         try:
@@ -80,8 +87,11 @@ class _Images(torch.utils.data.Dataset):
             return None, label, f"{name}: cannot decode ({_decoder_message(exc)})"
         if image.ndim == 4:  # an animated GIF: its first frame, as tf.data's decode_image takes
             image = image[0]
+        if self.through == "decode":
+            return image[0, 0, 0].float(), label, None
         rng = np.random.default_rng([self.cfg.seed, epoch, index])
-        return transform(image, self.cfg, rng.random(_UNIFORMS)), label, None
+        image = transform(image, self.cfg, rng.random(_UNIFORMS))
+        return (image[0, 0, 0].float() if self.through == "transform" else image), label, None
 
 
 def decode(data: bytes) -> torch.Tensor:
@@ -212,10 +222,23 @@ class ImageLoader(DeviceAwareLoader, torch.utils.data.DataLoader):
 
 def build_torch_loader(source: str | os.PathLike[str] | Source, cfg: ImageConfig) -> ImageLoader:
     """The DataLoader for `source` under `cfg` (see :func:`torch_loader`)."""
+    return _loader(source, cfg, None)
+
+
+def build_torch_prefix(source: str | os.PathLike[str] | Source, cfg: ImageConfig, through: str) -> ImageLoader:
+    """The pipeline of :func:`build_torch_loader` stopped after the sample stage `through`
+    ("read", "decode" or "transform": _common.SAMPLE_STAGES): each sample becomes one number
+    (its size in bytes, or its first pixel), batched as the loader batches, so that
+    ``feedbench explain`` can cost a stage as the difference between two prefixes."""
+    checks.choice("through", through, SAMPLE_STAGES)
+    return _loader(source, cfg, through)
+
+
+def _loader(source: str | os.PathLike[str] | Source, cfg: ImageConfig, through: str | None) -> ImageLoader:
     resolved = resolve_source(source)
     sampler = torch.utils.data.BatchSampler(_EpochSampler(resolved, cfg), cfg.batch_size, cfg.drop_last)
     return ImageLoader(
-        _Images(resolved, cfg),
+        _Images(resolved, cfg, through),
         cfg,
         batch_sampler=sampler,
         collate_fn=_collate,

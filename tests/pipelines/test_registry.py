@@ -22,7 +22,7 @@ def problems(entry: Backend) -> list[str]:
             found.append(f"{field.name} is empty")
     if entry.task not in ("image", "text"):
         found.append(f"task {entry.task!r}")
-    for name in ("config", "builder", "factory", "source_check"):
+    for name in ("config", "builder", "factory", "source_check", "prefix"):
         try:
             getattr(entry, name) and registry.load(getattr(entry, name))
         except (ImportError, AttributeError, ValueError) as exc:
@@ -39,9 +39,13 @@ def problems(entry: Backend) -> list[str]:
     if keywords != fields:
         found.append(f"factory {entry.factory} keywords differ from {entry.config}: "
                      f"{sorted(set(keywords.items()) ^ set(fields.items()), key=str)}")
-    for name in ("builder", "source_check"):
+    for name in ("builder", "source_check", "prefix"):
         if not callable(registry.load(getattr(entry, name))):
             found.append(f"{name} is not callable")
+    # the prefix stages are the pipeline's own (its framework-free module's SAMPLE_STAGES)
+    common = registry.load(entry.config).__module__.rsplit(".", 1)[0] + "._common"
+    if entry.stages != registry.load(f"{common}:SAMPLE_STAGES"):
+        found.append(f"stages {entry.stages} are not {common}.SAMPLE_STAGES")
     return found
 
 
@@ -53,6 +57,7 @@ def test_every_entry_is_complete(entry):
 def test_an_incomplete_entry_is_caught():
     good = BACKENDS[0]
     assert problems(dataclasses.replace(good, label=" ")) == ["label is empty"]
+    assert "not feedbench.vision._common.SAMPLE_STAGES" in problems(dataclasses.replace(good, stages=("read",)))[0]
     assert "does not import" in problems(dataclasses.replace(good,
                                                              builder="feedbench.vision.torch_pipeline:nothing"))[0]
     # text keywords, image config
