@@ -66,17 +66,9 @@ def _child(spec: RunSpec, conn: Any) -> None:
     try:
         from feedbench.pipelines.loop.measure import measure_with
 
-        cpus = spec.measure.cpus
-        if cpus is not None:
-            ids = usable_cpus()[:cpus]
-            os.sched_setaffinity(0, ids)  # inherited by the loader's workers
+        ids = _pin(spec.measure.cpus)  # inherited by the loader's workers
+        if ids is not None:
             config["cpu_ids"] = ids
-            # Thread pools sized to the budget (read when torch, TensorFlow and OpenMP start).
-            for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-                os.environ[name] = str(cpus)
-            import torch
-
-            torch.set_num_threads(cpus)
         result = measure_with(spec.loader(), spec.measure, config)
     except Exception as exc:  # the parent gets a failed result, not a traceback
         log.debug("isolated run failed", exc_info=True)
@@ -160,3 +152,68 @@ def run_isolated(spec: RunSpec) -> RunResult:
     process.join(30)
     _kill_group(process.pid)  # workers of a run that crashed were left without a parent
     return RunResult.failed(_reason(process.exitcode, spec.measure.limit_s, timed_out), config=spec.recorded())
+
+
+def _pin(cpus: int | None) -> list[int] | None:
+    """Pins this process (and what it starts) to the first `cpus` usable CPUs, with the thread
+    pools of torch, TensorFlow and OpenMP sized to them (read when they start); returns their ids."""
+    if cpus is None:
+        return None
+    ids = usable_cpus()[:cpus]
+    os.sched_setaffinity(0, ids)
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ[name] = str(cpus)
+    import torch
+
+    torch.set_num_threads(cpus)
+    return ids
+
+
+def _call_child(func: Callable[[], Any], cpus: int | None, conn: Any) -> None:
+    os.setpgid(0, 0)
+    try:
+        _pin(cpus)
+        reply = ("ok", func())
+    except Exception as exc:  # the parent gets the reason in one line, not a traceback
+        log.debug("isolated call failed", exc_info=True)
+        reply = ("error", described(exc))
+    conn.send(reply)
+    conn.close()
+
+
+def call_isolated(func: Callable[[], Any], *, cpus: int | None = None,
+                  limit_s: float = 600.0) -> tuple[Any, str | None]:
+    """Calls `func` (picklable, no arguments, returning picklable data) in a fresh spawned
+    process pinned to `cpus` CPUs, as :func:`run_isolated` runs a measurement: (its value,
+    None), or (None, the reason in one line) when it raised, crashed or took over `limit_s`;
+    the process and all it started are gone when this returns."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_call_child, args=(func, cpus, sender), name="feedbench-call")
+    try:
+        process.start()
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        receiver.close()
+        sender.close()
+        raise ConfigError(f"{_name(func)} cannot be sent to a spawned process: {exc}") from exc
+    sender.close()
+    reply, timed_out = None, False
+    try:
+        if receiver.poll(limit_s):
+            reply = receiver.recv()
+        else:
+            timed_out = True
+    except (EOFError, OSError):
+        reply = None
+    finally:
+        receiver.close()
+    if timed_out:
+        _kill_tree(process.pid)
+    process.join(30)
+    if process.is_alive():
+        _kill_tree(process.pid)
+    _kill_group(process.pid)
+    if reply is None:
+        return None, _reason(process.exitcode, limit_s, timed_out)
+    kind, value = reply
+    return (value, None) if kind == "ok" else (None, value)
