@@ -1,0 +1,299 @@
+"""``feedbench explain``: the runs that attribute a pipeline's cost to its stages and measure
+its ceilings, for each framework at one setting. Every run is isolated (a fresh process pinned
+to its CPUs) and goes through the consumer loop; the arithmetic is in
+:mod:`~feedbench.pipelines.harness.attribution`, the definitions there and in docs/explain.md.
+
+A framework is measured through a probe: what builds its prefixes and its whole pipeline as
+picklable factories. :class:`BackendProbe` does it for a registered backend; the truth tests
+give probes of synthetic pipelines whose stages have known costs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from feedbench.pipelines import registry
+from feedbench.pipelines.core import checks, pagecache
+from feedbench.pipelines.core.errors import ConfigError, DatasetError
+from feedbench.pipelines.harness import attribution
+from feedbench.pipelines.harness.attribution import FrameworkExplanation, WorkersNeeded
+from feedbench.pipelines.harness.plan import Settings
+from feedbench.pipelines.harness.replay import Replayed, Resident
+from feedbench.pipelines.loop.config import MeasureConfig
+from feedbench.pipelines.loop.isolation import RunSpec, call_isolated, run_isolated
+from feedbench.pipelines.loop.metrics import contended
+from feedbench.pipelines.loop.result import RunResult
+
+log = logging.getLogger(__name__)
+
+NULL_WORKLOAD = "emulated:1us"  # the one-CPU runs: a consumer that takes (next to) no time
+CONTENDED_TRIES = 3  # runs of a measurement at most, until one has its CPUs to itself
+REPLAY_BATCHES = 8
+
+Factory = Callable[[], Iterable[Any]]
+
+
+class Probe(Protocol):
+    """What explain needs of one framework's pipeline (picklable factories, built in the run)."""
+
+    framework: str
+    label: str
+    stages: tuple[str, ...]
+    tunes_itself: bool
+    prefetch: int | str
+
+    def prefix(self, through: str) -> Factory: ...
+
+    def pipeline(self, workers: int | str, prefetch: int | str | None = None) -> Factory: ...
+
+    def files(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class BackendProbe:
+    """The probe of a registered backend over the settings' data and pipeline options."""
+
+    settings: Settings
+    framework: str
+
+    @property
+    def entry(self) -> registry.Backend:
+        return registry.backend(self.settings.task, self.framework)
+
+    @property
+    def label(self) -> str:
+        return self.entry.label
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return self.entry.stages
+
+    @property
+    def tunes_itself(self) -> bool:
+        return self.entry.tunes_itself
+
+    @property
+    def prefetch(self) -> int | str:
+        return self._config(0).prefetch
+
+    def _config(self, workers: int | str, prefetch: int | str | None = None) -> Any:
+        options = {**self.settings.options, "workers": workers}
+        if prefetch is not None:
+            options["prefetch"] = prefetch
+        return self.entry.make_config(options)
+
+    def prefix(self, through: str) -> Factory:
+        config = self._config(0, 0)
+        return registry.prefix_factory(self.settings.task, self.framework, self.settings.data, config, through)
+
+    def pipeline(self, workers: int | str, prefetch: int | str | None = None) -> Factory:
+        config = self._config(workers, prefetch)
+        return registry.loader_factory(self.settings.task, self.framework, self.settings.data, config)
+
+    def files(self) -> list[str]:
+        return pagecache.files_under(self.settings.data)
+
+
+@dataclass(frozen=True)
+class ExplainPlan:
+    """How explain measures; the same for every framework.
+
+    Attributes:
+        measure: The ceilings' measurement: workload, device, CPU budget (`cpus`), window,
+            limits. The one-CPU runs take its window and limits with the null workload on the
+            CPU.
+        workers: Workers of the ceilings' runs (None: one per CPU of the budget less one, at
+            least 1).
+        target_au: The AU the workers are predicted for.
+        repeats: Runs of each one-CPU measurement (the median is taken).
+        sweep: A sweep's results folder to read its recommendation from (None: none).
+    """
+
+    measure: MeasureConfig
+    workers: int | None = None
+    target_au: float = 0.9
+    repeats: int = 1
+    sweep: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "measure", self.measure.with_cpus())
+        if self.workers is None:
+            object.__setattr__(self, "workers", max(1, self.measure.cpus - 1))
+        checks.whole_number("workers", self.workers, minimum=1)
+        checks.fraction("target_au", self.target_au)
+        checks.whole_number("repeats", self.repeats, minimum=1, maximum=9)
+
+    @property
+    def one_cpu(self) -> MeasureConfig:
+        return dataclasses.replace(self.measure, workload=NULL_WORKLOAD, device="cpu", cpus=1)
+
+
+OnRun = Callable[[str, str], None]
+OnResult = Callable[[str, str, RunResult], None]
+
+
+def _nothing(*_: Any) -> None:
+    return None
+
+
+@dataclass
+class _Runs:
+    """The runs of one framework, by role, each saved through `on_result` as it comes."""
+
+    framework: str
+    on_run: OnRun
+    on_result: OnResult
+    by_role: dict[str, list[RunResult]] = field(default_factory=dict)
+
+    def measure(self, role: str, factory: Factory, measure: MeasureConfig, config: Mapping[str, Any]) -> RunResult:
+        """One measurement, run again while it shared its CPUs (up to CONTENDED_TRIES runs)."""
+        best = None
+        for _ in range(CONTENDED_TRIES):
+            self.on_run(self.framework, role)
+            result = run_isolated(RunSpec(factory, measure, {"framework": self.framework, "role": role, **config}))
+            self.on_result(self.framework, role, result)
+            if best is None or (result.ok and (not best.ok or result.contention < best.contention)):
+                best = result
+            if not (result.ok and contended(result.contention)):
+                break
+        self.by_role.setdefault(role, []).append(best)
+        return best
+
+
+def explain_framework(probe: Probe, plan: ExplainPlan, *, on_run: OnRun = _nothing,
+                      on_result: OnResult = _nothing) -> FrameworkExplanation:
+    """Measures one framework: its stages on one CPU, its ceilings and the workers it needs."""
+    runs = _Runs(probe.framework, on_run, on_result)
+    one_cpu = plan.one_cpu
+    prefixes = {stage: [runs.measure(f"prefix {stage}", probe.prefix(stage), one_cpu, {"workers": 0, "through": stage})
+                        for _ in range(plan.repeats)] for stage in probe.stages}
+    no_worker = [runs.measure("no worker", probe.pipeline(0, 0), one_cpu, {"workers": 0, "prefetch": 0})
+                 for _ in range(plan.repeats)]
+    one_worker = [runs.measure("one worker", probe.pipeline(1), one_cpu, {"workers": 1})
+                  for _ in range(plan.repeats)]
+    ceilings, warm, notes = _ceilings(probe, plan, runs)
+    stages = attribution.stage_costs(probe.framework, probe.stages, prefixes, no_worker, one_worker, warm)
+    found = FrameworkExplanation(probe.framework, probe.label, attribution.samples_per_step(warm) if warm else math.nan,
+                                 stages, ceilings, None)
+    needed = _workers_needed(probe, plan, found, runs)
+    autotune, autotune_note = _autotune(probe, plan) if probe.tunes_itself else ((), None)
+    notes += attribution.contention_notes(runs.by_role)
+    notes += _failures(runs.by_role)
+    return dataclasses.replace(found, needed=needed, autotune=autotune, autotune_note=autotune_note,
+                               notes=tuple(notes))
+
+
+def _ceilings(probe: Probe, plan: ExplainPlan,
+              runs: _Runs) -> tuple[tuple[attribution.Ceiling, ...], RunResult | None, list[str]]:
+    """The four ceilings (workload, replay, warm, cold) and the warm run."""
+    measure, n = plan.measure, plan.workers
+    made = probe.pipeline(0, 0)
+    workload = runs.measure("workload", Resident(made, measure.device), measure, {"workers": 0})
+    prefetch = probe.prefetch if isinstance(probe.prefetch, int) else 2
+    replay = runs.measure("replay", Replayed(made, n, prefetch, REPLAY_BATCHES), measure, {"workers": n})
+    files, notes = probe.files(), []
+    cold = cold_note = None
+    if files:
+        pagecache.evict(files)
+        left = pagecache.resident_fraction(files)
+        cold = runs.measure("cold", probe.pipeline(n), measure, {"workers": n, "pages": "evicted"})
+        cold_note = f"{left:.0%} of the files' pages were still cached after eviction"
+        if left > 0.05:
+            notes.append(f"cold: {cold_note} (a file system that keeps them, or another process mapping them)")
+        pagecache.read_in(files)
+    warm = runs.measure("warm", probe.pipeline(n), measure, {"workers": n, "pages": "cached"})
+    method = f"through the consumer loop with {measure.workload_name} on {measure.device}, {measure.cpus} CPU(s)"
+    ceilings = (
+        attribution.ceiling_of(probe.framework, "workload", workload, f"one batch resident on the device, {method}"),
+        attribution.ceiling_of(probe.framework, "replay", replay,
+                               f"{REPLAY_BATCHES} batches replayed from memory at {n} worker(s), {method}"),
+        attribution.ceiling_of(probe.framework, "warm", warm, f"the pipeline at {n} worker(s), files cached, {method}"),
+        attribution.ceiling_of(probe.framework, "cold", cold,
+                               f"the pipeline at {n} worker(s), files' pages evicted first, {method}",
+                               cold_note or "no files to evict"),
+    )
+    return ceilings, (warm if warm.ok else None), notes
+
+
+def _workers_needed(probe: Probe, plan: ExplainPlan, found: FrameworkExplanation, runs: _Runs) -> WorkersNeeded | None:
+    workload = found.ceiling("workload")
+    if workload is None or not workload.ok or math.isnan(found.one_worker_s):
+        return None
+    cpus = plan.measure.cpus
+    count = attribution.workers_needed(workload.samples_per_s, found.one_worker_s, target_au=plan.target_au, cpus=cpus)
+    checked_workers = min(count, cpus)
+    needed = WorkersNeeded(plan.target_au, workload.samples_per_s, found.one_worker_s, count, cpus, checked_workers)
+    if checked_workers == plan.workers:
+        checked = runs.by_role["warm"][-1]
+    else:
+        checked = runs.measure("predicted", probe.pipeline(checked_workers), plan.measure, {"workers": checked_workers})
+    return attribution.check_prediction(needed, checked, sweep_workers(plan.sweep, probe.framework))
+
+
+def sweep_workers(folder: str | None, framework: str) -> int | str | None:
+    """The workers a sweep recommended for `framework` in `folder` (its recommendation file), or None."""
+    if folder is None:
+        return None
+    path = Path(folder) / f"recommendation-{framework}.json"
+    try:
+        return json.loads(path.read_text())["recommendation"]["workers"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{path}: not a sweep's recommendation ({exc})") from None
+
+
+@dataclass(frozen=True)
+class _AutotuneRead:
+    """In the isolated process: what AUTOTUNE chose while iterating the pipeline."""
+
+    factory: Factory
+    batches: int
+
+    def __call__(self) -> tuple[list[dict[str, Any]], str | None]:
+        from feedbench.pipelines.harness.autotune import autotune_choices
+
+        choices, reason = autotune_choices(self.factory(), batches=self.batches)
+        return [choice.to_dict() for choice in choices], reason
+
+
+def _autotune(probe: Probe, plan: ExplainPlan) -> tuple[tuple[dict[str, Any], ...], str | None]:
+    """What tf.data's AUTOTUNE chose for each op, at workers and prefetch "autotune"."""
+    read = _AutotuneRead(probe.pipeline("autotune", "autotune"), plan.measure.steps or 30)
+    value, error = call_isolated(read, cpus=plan.measure.cpus, limit_s=plan.measure.limit_s)
+    if error is not None:
+        return (), f"not read: {error}"
+    choices, reason = value
+    return tuple(choices), reason
+
+
+def _failures(by_role: Mapping[str, Sequence[RunResult]]) -> list[str]:
+    return [f"{role}: failed: {r.error}" for role, results in by_role.items() for r in results if not r.ok]
+
+
+def explain(probes: Sequence[Probe], plan: ExplainPlan, *, on_run: OnRun = _nothing,
+            on_result: OnResult = _nothing, on_framework: Callable[[FrameworkExplanation], None] = _nothing,
+            ) -> list[FrameworkExplanation]:
+    """Explains each framework in turn (one after another: no run shares its CPUs with another)."""
+    if not probes:
+        raise ConfigError("explain needs at least one framework")
+    found = []
+    for probe in probes:
+        one = explain_framework(probe, plan, on_run=on_run, on_result=on_result)
+        on_framework(one)
+        found.append(one)
+    return found
+
+
+def backend_probes(settings: Settings, frameworks: Sequence[str]) -> list[BackendProbe]:
+    """The probes of `frameworks` over `settings` (ConfigError for an unknown one)."""
+    settings.check_frameworks(frameworks)
+    return [BackendProbe(settings, framework) for framework in frameworks]
+
