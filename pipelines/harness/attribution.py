@@ -39,6 +39,7 @@ from feedbench.pipelines.loop.result import RunResult
 PIPELINE_STAGES_AFTER = ("batch", "deliver")  # after the sample stages, on the workers' side
 CONSUMER_STAGES = ("copy", "step")  # on the consumer's side
 CEILINGS = ("workload", "replay", "warm", "cold")
+FETCH_STALL_SEEN = 0.05  # cold slower than warm by more than this fraction of a sample's time: a fetch stall
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,28 @@ class FrameworkExplanation:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         return _plain(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FrameworkExplanation:
+        """The inverse of :meth:`to_dict` (None numbers become NaN)."""
+        needed = data.get("needed")
+        return cls(data["framework"], data["label"], _nan(data["samples_per_step"]),
+                   tuple(StageCost(**_floats(s)) for s in data["stages"]),
+                   tuple(Ceiling(**_floats(c)) for c in data["ceilings"]),
+                   WorkersNeeded(**_floats(needed)) if needed else None, tuple(data.get("autotune") or ()),
+                   data.get("autotune_note"), tuple(data.get("notes") or ()))
+
+
+def _nan(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+_FLOAT_FIELDS = {"seconds_per_sample", "share", "spread_s", "samples_per_s", "accelerator_utilization",
+                 "demand_samples_per_s", "one_worker_s", "checked_au", "checked_samples_per_s", "scaling"}
+
+
+def _floats(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: (_nan(value) if key in _FLOAT_FIELDS else value) for key, value in data.items()}
 
 
 def _plain(value: Any) -> Any:
@@ -270,23 +293,24 @@ def contention_notes(role_results: Mapping[str, Sequence[RunResult]]) -> list[st
 
 def bottleneck_sentence(found: FrameworkExplanation) -> str:
     """The bottleneck in a sentence, from the numbers: the costliest stage's share of the
-    one-worker cost, and what delivery adds."""
+    one-worker cost, and what delivery adds (or that delivery is the costliest)."""
     pipeline = [s for s in found.stages if s.side == "pipeline" and not math.isnan(s.seconds_per_sample)]
     if not pipeline:
         return f"{found.framework}: no stage could be measured."
-    top = max((s for s in pipeline if s.stage != "deliver"), key=lambda s: s.seconds_per_sample, default=None)
     total_ms = found.one_worker_s * 1e3
-    parts = []
-    if top is not None:
-        parts.append(f"{top.stage} is {top.share:.0%} of {found.framework}'s per-sample cost "
-                     f"({top.seconds_per_sample * 1e3:.2f} of {total_ms:.2f} ms on one CPU)")
+    top = max(pipeline, key=lambda s: s.seconds_per_sample)
     deliver = found.stage("deliver")
+    source = "the workers" if found.framework.startswith("torch") else "the map's threads and prefetch buffer"
+    of = f"of {found.framework}'s per-sample cost"
+    if top.stage == "deliver":
+        return (f"delivery from {source} is the costliest stage: {top.share:.0%} {of} "
+                f"({top.seconds_per_sample * 1e3:.2f} of {total_ms:.2f} ms on one CPU).")
+    text = f"{top.stage} is {top.share:.0%} {of} ({top.seconds_per_sample * 1e3:.2f} of {total_ms:.2f} ms on one CPU)"
     if deliver is not None and not math.isnan(deliver.seconds_per_sample):
-        source = "the workers" if found.framework.startswith("torch") else "the map's threads and prefetch buffer"
         verb = "adds" if deliver.seconds_per_sample >= 0 else "saves"
-        parts.append(f"delivery from {source} {verb} {abs(deliver.seconds_per_sample) * 1e3:.2f} ms per sample "
-                     f"({abs(deliver.share):.0%})")
-    return "; ".join(parts) + "."
+        text += (f"; delivery from {source} {verb} {abs(deliver.seconds_per_sample) * 1e3:.2f} ms per sample "
+                 f"({abs(deliver.share):.0%})")
+    return text + "."
 
 
 def feeding_sentence(found: FrameworkExplanation) -> str:
@@ -311,5 +335,9 @@ def feeding_sentence(found: FrameworkExplanation) -> str:
     if cold is not None and warm is not None and cold.ok and warm.ok:
         stall = 1.0 / cold.samples_per_s - 1.0 / warm.samples_per_s
         text += (f" With its files' pages evicted it made {cold.samples_per_s:,.0f} samples/s against "
-                 f"{warm.samples_per_s:,.0f} warm: a fetch stall of {stall * 1e3:.2f} ms per sample.")
+                 f"{warm.samples_per_s:,.0f} warm: ")
+        if stall > FETCH_STALL_SEEN * (1.0 / warm.samples_per_s):
+            text += f"a fetch stall of {stall * 1e3:.2f} ms per sample."
+        else:
+            text += f"no fetch stall beyond {FETCH_STALL_SEEN:.0%} of a sample's time (reading is not the limit here)."
     return text

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 from feedbench.pipelines import registry
 from feedbench.pipelines.core import checks, pagecache
-from feedbench.pipelines.core.errors import ConfigError, DatasetError
+from feedbench.pipelines.core.errors import ConfigError, DatasetError, OutputError
 from feedbench.pipelines.harness import attribution
 from feedbench.pipelines.harness.attribution import FrameworkExplanation, WorkersNeeded
 from feedbench.pipelines.harness.plan import Settings
@@ -297,3 +298,45 @@ def backend_probes(settings: Settings, frameworks: Sequence[str]) -> list[Backen
     settings.check_frameworks(frameworks)
     return [BackendProbe(settings, framework) for framework in frameworks]
 
+
+
+def explain_into(out: str | os.PathLike[str], settings: Settings, frameworks: Sequence[str], plan: ExplainPlan, *,
+                 command: str, on_run: OnRun = _nothing, on_result: OnResult = _nothing,
+                 on_framework: Callable[[FrameworkExplanation], None] = _nothing) -> list[FrameworkExplanation]:
+    """Explains `frameworks` over `settings` and writes the files of
+    :mod:`~feedbench.pipelines.harness.report.explain` into `out` (made if missing). stages.json
+    is written again after every run ("complete": false until the end), so that what was
+    measured is kept if a later run, a file or the user stops the rest."""
+    from feedbench.pipelines.core.files import check_writable
+    from feedbench.pipelines.core.machine import machine_facts
+    from feedbench.pipelines.harness.report import explain as files
+
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder}: is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(exc.errno, exc.strerror or str(exc), str(folder)) from None
+    check_writable(folder, "--out")
+    probes = backend_probes(settings, frameworks)
+    header = {"command": command, "settings": {**settings.to_dict(), "frameworks": list(frameworks)},
+              "plan": {"workers": plan.workers, "cpus": plan.measure.cpus, "target_au": plan.target_au,
+                       "repeats": plan.repeats, "sweep": plan.sweep, "null_workload": NULL_WORKLOAD,
+                       "replay_batches": REPLAY_BATCHES},
+              "machine": machine_facts()}
+    runs: list[dict[str, Any]] = []
+    done: list[FrameworkExplanation] = []
+
+    def saved(framework: str, role: str, result: RunResult) -> None:
+        runs.append({"framework": framework, "role": role, **result.to_dict()})
+        files.write_record(folder, files.record(header, done, runs, complete=False))
+        on_result(framework, role, result)
+
+    def finished(one: FrameworkExplanation) -> None:
+        done.append(one)
+        on_framework(one)
+
+    explain(probes, plan, on_run=on_run, on_result=saved, on_framework=finished)
+    files.write_all(folder, header, done, runs, command)
+    return done
