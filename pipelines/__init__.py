@@ -1,8 +1,9 @@
 """feedbench's framework-neutral harness: the consumer loop, workloads, metrics, results,
 isolation, errors, the multi-run harness and the CLI (docs/architecture.md is the map).
 
-Importing this package loads neither torch nor TensorFlow; :func:`measure`, :func:`measure_with`
-and :func:`resolve_device` (which need torch) are imported on first use.
+Importing this package loads neither torch nor TensorFlow; :func:`measure`, :func:`measure_with`,
+:func:`resolve_device` (which need torch) and :func:`explain` (``feedbench explain`` in Python) are
+imported on first use.
 """
 
 import importlib
@@ -34,6 +35,7 @@ _LAZY = {
     "measure": "feedbench.pipelines.loop.measure",
     "measure_with": "feedbench.pipelines.loop.measure",
     "resolve_device": "feedbench.pipelines.loop.devices",
+    "explain": "feedbench.pipelines.harness.explain",
 }
 
 
@@ -62,6 +64,7 @@ __all__ = [
     "WorkloadError",
     "__version__",
     "cache_dir",
+    "explain",
     "measure",
     "measure_with",
     "parse_workload",

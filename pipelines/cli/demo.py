@@ -83,9 +83,38 @@ def run(args: argparse.Namespace) -> list[str]:
                         what=f"demo {task}")
         for line in lines:
             console.print(line, highlight=False, soft_wrap=True)
+        for line in _explain(settings, out / task, resume=args.resume):
+            console.print(line, highlight=False, soft_wrap=True)
         reports.append((task, out / task / "report.md"))
     missing = [] if "text" in registry.tasks() else ["the text pipelines are not registered in this version"]
     return [f"datasets in {defaults.data_dir()}", *(f"{task} report: {path}" for task, path in reports), *missing]
+
+
+def _explain(settings: Settings, out: Path, *, resume: bool) -> list[str]:
+    """`feedbench explain` of every framework of the task into out/explain (kept when resumed and
+    complete), and report.md drawn again to link it."""
+    import json
+
+    from feedbench.pipelines.cli.explain import sentences
+    from feedbench.pipelines.harness import attribution, report
+    from feedbench.pipelines.harness.explain import ExplainPlan, command_line, explain_into
+    from feedbench.pipelines.harness.report.explain import EXPLAIN_MD, STAGES_JSON
+    from feedbench.pipelines.harness.report.markdown import EXPLAIN_DIR
+    from feedbench.pipelines.harness.store import ResultStore
+
+    folder = out / EXPLAIN_DIR
+    saved = folder / STAGES_JSON
+    if resume and saved.is_file() and json.loads(saved.read_text(encoding="utf-8")).get("complete"):
+        found = [attribution.FrameworkExplanation.from_dict(one)
+                 for one in json.loads(saved.read_text(encoding="utf-8"))["frameworks"]]
+        return [f"why it starves (kept from {saved}):", *sentences(found)]
+    stdout_console().rule(f"{settings.task}: why it starves (feedbench explain)")
+    frameworks = registry.frameworks(settings.task)
+    found = explain_into(folder, settings, frameworks, ExplainPlan(settings.measure),
+                         command=command_line(settings, frameworks, folder))
+    with ResultStore.load(out, hold=True) as store:
+        report.render(out, store.rows)
+    return [*sentences(found), f"explanation: {folder / EXPLAIN_MD}"]
 
 
 def batches_needed(workers: list, measure: MeasureConfig) -> int:

@@ -168,17 +168,75 @@ class _Runs:
         return best
 
 
+@dataclass(frozen=True)
+class _StageRuns:
+    """In one isolated process pinned to one CPU: the runs of the stages, one after another
+    (each prefix, then the pipeline with no worker, then through one worker), each run again
+    while it shared its CPU. One process, not one each: the windows are short and a process
+    start (torch or TensorFlow imported) would cost more than all of them; no memory figure
+    is taken from these runs."""
+
+    runs: tuple[tuple[str, Factory, Mapping[str, Any]], ...]
+    measure: MeasureConfig
+    repeats: int
+
+    def __call__(self) -> list[tuple[str, dict[str, Any]]]:
+        import gc
+
+        from feedbench.pipelines.core.errors import described
+        from feedbench.pipelines.loop.measure import measure_with
+
+        done = []
+        for role, factory, config in self.runs:
+            recorded = {**config, "role": role, "isolated": True, "process": "shared by the one-CPU runs"}
+            calm = attempts = 0
+            while calm < self.repeats and attempts < self.repeats + CONTENDED_TRIES - 1:
+                try:
+                    result = measure_with(factory(), self.measure, recorded)
+                except Exception as exc:  # a failed run is a figure too: it says why
+                    log.debug("a one-CPU run failed", exc_info=True)
+                    result = RunResult.failed(described(exc), config=recorded)
+                gc.collect()  # the run's loader, its workers and buffers end before the next run
+                done.append((role, result.to_dict()))
+                attempts += 1
+                calm += not (result.ok and contended(result.contention))
+        return done
+
+
+def _stage_runs(probe: Probe, plan: ExplainPlan, runs: _Runs) -> dict[str, list[RunResult]]:
+    """The one-CPU runs of `probe`, by role, in one isolated process (the best of each repeat kept)."""
+    order = [(f"prefix {stage}", probe.prefix(stage), {"workers": 0, "through": stage}) for stage in probe.stages]
+    order += [("no worker", probe.pipeline(0, 0), {"workers": 0, "prefetch": 0}),
+              ("one worker", probe.pipeline(1), {"workers": 1})]
+    runs.on_run(probe.framework, "stages on one CPU")
+    limit = plan.one_cpu.limit_s * len(order) * plan.repeats * 2
+    value, error = call_isolated(_StageRuns(tuple(order), plan.one_cpu, plan.repeats), cpus=1, limit_s=limit)
+    by_role: dict[str, list[RunResult]] = {role: [] for role, _, _ in order}
+    if error is not None:
+        for role in by_role:
+            by_role[role].append(RunResult.failed(f"the one-CPU runs failed: {error}"))
+    for role, data in value or ():
+        result = RunResult.from_dict(data)
+        runs.on_result(probe.framework, role, result)
+        by_role[role].append(result)
+    for role, results in by_role.items():  # the repeats: the uncontended ones where there are enough
+        calm = [r for r in results if r.ok and not contended(r.contention)]
+        kept = calm if len(calm) >= plan.repeats else sorted(results, key=_calmness)[: plan.repeats]
+        runs.by_role[role] = kept
+    return runs.by_role
+
+
+def _calmness(result: RunResult) -> tuple[bool, float]:
+    return (not result.ok, result.contention if not math.isnan(result.contention) else 1.0)
+
+
 def explain_framework(probe: Probe, plan: ExplainPlan, *, on_run: OnRun = _nothing,
                       on_result: OnResult = _nothing) -> FrameworkExplanation:
     """Measures one framework: its stages on one CPU, its ceilings and the workers it needs."""
     runs = _Runs(probe.framework, on_run, on_result)
-    one_cpu = plan.one_cpu
-    prefixes = {stage: [runs.measure(f"prefix {stage}", probe.prefix(stage), one_cpu, {"workers": 0, "through": stage})
-                        for _ in range(plan.repeats)] for stage in probe.stages}
-    no_worker = [runs.measure("no worker", probe.pipeline(0, 0), one_cpu, {"workers": 0, "prefetch": 0})
-                 for _ in range(plan.repeats)]
-    one_worker = [runs.measure("one worker", probe.pipeline(1), one_cpu, {"workers": 1})
-                  for _ in range(plan.repeats)]
+    staged = _stage_runs(probe, plan, runs)
+    prefixes = {stage: staged[f"prefix {stage}"] for stage in probe.stages}
+    no_worker, one_worker = staged["no worker"], staged["one worker"]
     ceilings, warm, notes = _ceilings(probe, plan, runs)
     stages = attribution.stage_costs(probe.framework, probe.stages, prefixes, no_worker, one_worker, warm)
     found = FrameworkExplanation(probe.framework, probe.label, attribution.samples_per_step(warm) if warm else math.nan,
@@ -279,7 +337,7 @@ def _failures(by_role: Mapping[str, Sequence[RunResult]]) -> list[str]:
     return [f"{role}: failed: {r.error}" for role, results in by_role.items() for r in results if not r.ok]
 
 
-def explain(probes: Sequence[Probe], plan: ExplainPlan, *, on_run: OnRun = _nothing,
+def explain_probes(probes: Sequence[Probe], plan: ExplainPlan, *, on_run: OnRun = _nothing,
             on_result: OnResult = _nothing, on_framework: Callable[[FrameworkExplanation], None] = _nothing,
             ) -> list[FrameworkExplanation]:
     """Explains each framework in turn (one after another: no run shares its CPUs with another)."""
@@ -337,6 +395,55 @@ def explain_into(out: str | os.PathLike[str], settings: Settings, frameworks: Se
         done.append(one)
         on_framework(one)
 
-    explain(probes, plan, on_run=on_run, on_result=saved, on_framework=finished)
+    explain_probes(probes, plan, on_run=on_run, on_result=saved, on_framework=finished)
     files.write_all(folder, header, done, runs, command)
     return done
+
+
+def explain(task: str, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
+            frameworks: Sequence[str] | None = None, measure: MeasureConfig | None = None,
+            options: Mapping[str, Any] | None = None, workers: int | None = None, target_au: float = 0.9,
+            repeats: int = 1, sweep: str | os.PathLike[str] | None = None) -> list[FrameworkExplanation]:
+    """``feedbench explain`` in Python: attributes each framework's per-sample cost to its stages,
+    measures the ceilings and the workers needed, and writes stages.json, stages.parquet,
+    stages.png, ceilings.png and explain.md into `out`.
+
+    Args:
+        task: "image" or "text".
+        data: The dataset (as for ``feedbench run --data``).
+        out: Folder for the files (made if missing).
+        frameworks: Backends to explain (default: every one of the task).
+        measure: The ceilings' measurement: workload, device, CPU budget, window (default
+            MeasureConfig(): emulated:20ms, every usable CPU, 50 steps). The one-CPU stage
+            runs take its window with a workload that takes no time.
+        options: Pipeline options other than workers (batch_size, image_size, tokenizer, ...).
+        workers: Workers of the ceilings' runs (default: one per CPU less one, at least 1).
+        target_au: The AU the workers are predicted for.
+        repeats: Runs of each one-CPU measurement (the median is taken).
+        sweep: A sweep's results folder whose recommendation is shown beside the prediction.
+
+    Returns:
+        One FrameworkExplanation per framework (``bottleneck_sentence`` and the files say it in words).
+    """
+    settings = Settings(task=task, data=str(data), measure=measure or MeasureConfig(), options=dict(options or {}))
+    chosen = list(frameworks) if frameworks else registry.frameworks(task)
+    plan = ExplainPlan(settings.measure, workers=workers, target_au=target_au, repeats=repeats,
+                       sweep=None if sweep is None else str(sweep))
+    return explain_into(out, settings, chosen, plan, command=command_line(settings, chosen, out))
+
+
+def command_line(settings: Settings, frameworks: Sequence[str], out: str | os.PathLike[str]) -> str:
+    """The ``feedbench explain`` command that measures `settings` into `out` (for the record)."""
+    import shlex
+
+    m = settings.measure
+    words = ["feedbench", "explain", "--task", settings.task, "--data", settings.data, "--frameworks",
+             ",".join(frameworks), "--workload", m.workload_name, "--device", m.device, "--cpus", str(m.cpus)]
+    words += ["--steps", str(m.steps)] if m.steps is not None else []
+    words += ["--seconds", f"{m.seconds:g}"] if m.seconds is not None else []
+    words += ["--warmup", str(m.warmup)]
+    for name, value in sorted(settings.options.items()):
+        text = value if isinstance(value, str) else json.dumps(value)
+        flag = {"batch_size": "--batch-size", "tokenizer": "--tokenizer"}.get(name)  # cli.options.FLAGS
+        words += [flag, text] if flag else ["--option", f"{name}={text}"]
+    return " ".join(shlex.quote(word) for word in [*words, "--out", str(out)])

@@ -56,6 +56,7 @@ def write_report(out: Path, rows: Sequence[Row], recommendations: Sequence[Mappi
              "## Results", "", *_markdown_table(rows), "",
              f"![throughput and starvation against workers]({THROUGHPUT_PNG})", "",
              f"![peak memory against workers]({MEMORY_PNG})", ""]
+    lines += _explanation(out)
     for recommendation in recommendations:
         lines += [f"## Sweep: {recommendation.get('framework', '?')}", "", "```",
                   *recommendation.get("lines", []), "```", ""]
@@ -64,6 +65,28 @@ def write_report(out: Path, rows: Sequence[Row], recommendations: Sequence[Mappi
     path = out / REPORT_MD
     write_text_atomically(path, "\n".join(lines))
     return path
+
+
+EXPLAIN_DIR = "explain"  # where the demo puts `feedbench explain`'s files beside a comparison
+
+
+def _explanation(out: Path) -> list[str]:
+    """A section linking out/explain/explain.md, with its bottleneck sentences, where there is one."""
+    from feedbench.pipelines.harness import attribution
+    from feedbench.pipelines.harness.report import explain
+
+    path = out / EXPLAIN_DIR / explain.STAGES_JSON
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        found = [attribution.FrameworkExplanation.from_dict(one) for one in data["frameworks"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: not a readable explanation, left out of the report (%s)", path, exc)
+        return []
+    return ["## Why it starves", "", *(f"- {attribution.bottleneck_sentence(one)}" for one in found), "",
+            f"Each stage's cost, the ceilings and the workers needed: [{EXPLAIN_DIR}/{explain.EXPLAIN_MD}]"
+            f"({EXPLAIN_DIR}/{explain.EXPLAIN_MD}).", ""]
 
 
 def recommendations(out: Path) -> list[dict[str, Any]]:
