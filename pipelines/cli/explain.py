@@ -38,6 +38,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     explain.add_argument("--sweep", metavar="DIR",
                          help="a sweep's --out folder with the same settings: its recommendation is shown beside "
                          "the prediction")
+    explain.add_argument("--retry-contended", action="store_true",
+                         help="measure again a run that shared its CPUs with other processes (contention above "
+                         "0.05), up to 3 runs in all")
     one_line_errors(explain)
     explain.set_defaults(run=_run)
 
@@ -52,7 +55,7 @@ def _run(args: argparse.Namespace) -> list[str]:
         raise ConfigError(f"--sweep {args.sweep}: no such folder")
     try:
         plan = ExplainPlan(settings.measure, workers=args.workers, target_au=args.target_au, repeats=args.repeats,
-                           sweep=args.sweep)
+                           sweep=args.sweep, retry_contended=args.retry_contended)
     except ConfigError as exc:
         raise ConfigError(f"{exc} (--workers, --target-au, --repeats)") from None
     console = stdout_console()

@@ -115,6 +115,9 @@ class ExplainPlan:
         target_au: The AU the workers are predicted for.
         repeats: Runs of each one-CPU measurement (the median is taken).
         sweep: A sweep's results folder to read its recommendation from (None: none).
+        retry_contended: Measure again a run that shared its CPUs with other processes
+            (contention above 0.05), up to 3 runs in all, as compare's --retry-contended; a
+            measurement left contended is named in the notes either way.
     """
 
     measure: MeasureConfig
@@ -122,6 +125,7 @@ class ExplainPlan:
     target_au: float = 0.9
     repeats: int = 1
     sweep: str | None = None
+    retry_contended: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "measure", self.measure.with_cpus())
@@ -151,12 +155,13 @@ class _Runs:
     framework: str
     on_run: OnRun
     on_result: OnResult
+    tries: int = 1
     by_role: dict[str, list[RunResult]] = field(default_factory=dict)
 
     def measure(self, role: str, factory: Factory, measure: MeasureConfig, config: Mapping[str, Any]) -> RunResult:
-        """One measurement, run again while it shared its CPUs (up to CONTENDED_TRIES runs)."""
+        """One measurement, run again while it shared its CPUs (up to `tries` runs)."""
         best = None
-        for _ in range(CONTENDED_TRIES):
+        for _ in range(self.tries):
             self.on_run(self.framework, role)
             result = run_isolated(RunSpec(factory, measure, {"framework": self.framework, "role": role, **config}))
             self.on_result(self.framework, role, result)
@@ -179,6 +184,7 @@ class _StageRuns:
     runs: tuple[tuple[str, Factory, Mapping[str, Any]], ...]
     measure: MeasureConfig
     repeats: int
+    tries: int = 1
 
     def __call__(self) -> list[tuple[str, dict[str, Any]]]:
         import gc
@@ -190,7 +196,7 @@ class _StageRuns:
         for role, factory, config in self.runs:
             recorded = {**config, "role": role, "isolated": True, "process": "shared by the one-CPU runs"}
             calm = attempts = 0
-            while calm < self.repeats and attempts < self.repeats + CONTENDED_TRIES - 1:
+            while calm < self.repeats and attempts < self.repeats + self.tries - 1:
                 try:
                     result = measure_with(factory(), self.measure, recorded)
                 except Exception as exc:  # a failed run is a figure too: it says why
@@ -209,8 +215,9 @@ def _stage_runs(probe: Probe, plan: ExplainPlan, runs: _Runs) -> dict[str, list[
     order += [("no worker", probe.pipeline(0, 0), {"workers": 0, "prefetch": 0}),
               ("one worker", probe.pipeline(1), {"workers": 1})]
     runs.on_run(probe.framework, "stages on one CPU")
-    limit = plan.one_cpu.limit_s * len(order) * plan.repeats * 2
-    value, error = call_isolated(_StageRuns(tuple(order), plan.one_cpu, plan.repeats), cpus=1, limit_s=limit)
+    limit = plan.one_cpu.limit_s * len(order) * (plan.repeats + runs.tries - 1)
+    value, error = call_isolated(_StageRuns(tuple(order), plan.one_cpu, plan.repeats, runs.tries), cpus=1,
+                                 limit_s=limit)
     by_role: dict[str, list[RunResult]] = {role: [] for role, _, _ in order}
     if error is not None:
         for role in by_role:
@@ -233,7 +240,7 @@ def _calmness(result: RunResult) -> tuple[bool, float]:
 def explain_framework(probe: Probe, plan: ExplainPlan, *, on_run: OnRun = _nothing,
                       on_result: OnResult = _nothing) -> FrameworkExplanation:
     """Measures one framework: its stages on one CPU, its ceilings and the workers it needs."""
-    runs = _Runs(probe.framework, on_run, on_result)
+    runs = _Runs(probe.framework, on_run, on_result, CONTENDED_TRIES if plan.retry_contended else 1)
     staged = _stage_runs(probe, plan, runs)
     prefixes = {stage: staged[f"prefix {stage}"] for stage in probe.stages}
     no_worker, one_worker = staged["no worker"], staged["one worker"]
@@ -403,7 +410,8 @@ def explain_into(out: str | os.PathLike[str], settings: Settings, frameworks: Se
 def explain(task: str, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
             frameworks: Sequence[str] | None = None, measure: MeasureConfig | None = None,
             options: Mapping[str, Any] | None = None, workers: int | None = None, target_au: float = 0.9,
-            repeats: int = 1, sweep: str | os.PathLike[str] | None = None) -> list[FrameworkExplanation]:
+            repeats: int = 1, sweep: str | os.PathLike[str] | None = None,
+            retry_contended: bool = False) -> list[FrameworkExplanation]:
     """``feedbench explain`` in Python: attributes each framework's per-sample cost to its stages,
     measures the ceilings and the workers needed, and writes stages.json, stages.parquet,
     stages.png, ceilings.png and explain.md into `out`.
@@ -421,6 +429,7 @@ def explain(task: str, data: str | os.PathLike[str], out: str | os.PathLike[str]
         target_au: The AU the workers are predicted for.
         repeats: Runs of each one-CPU measurement (the median is taken).
         sweep: A sweep's results folder whose recommendation is shown beside the prediction.
+        retry_contended: Measure again a run that shared its CPUs (up to 3 runs in all).
 
     Returns:
         One FrameworkExplanation per framework (``bottleneck_sentence`` and the files say it in words).
@@ -428,7 +437,7 @@ def explain(task: str, data: str | os.PathLike[str], out: str | os.PathLike[str]
     settings = Settings(task=task, data=str(data), measure=measure or MeasureConfig(), options=dict(options or {}))
     chosen = list(frameworks) if frameworks else registry.frameworks(task)
     plan = ExplainPlan(settings.measure, workers=workers, target_au=target_au, repeats=repeats,
-                       sweep=None if sweep is None else str(sweep))
+                       sweep=None if sweep is None else str(sweep), retry_contended=retry_contended)
     return explain_into(out, settings, chosen, plan, command=command_line(settings, chosen, out))
 
 
