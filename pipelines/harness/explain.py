@@ -148,9 +148,66 @@ def _nothing(*_: Any) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """One run of a shared process: its role, loader factory and recorded settings; and what
+    to do to the dataset's files before it ("evict" their pages, or "read" them in)."""
+
+    role: str
+    factory: Factory
+    config: Mapping[str, Any]
+    files: str | None = None
+
+
+@dataclass(frozen=True)
+class _SharedRuns:
+    """In one isolated process (pinned by call_isolated): runs one after another, each run again
+    while it shared its CPUs (up to `tries`), with `repeats` of each. One process for a group of
+    runs, not one each: a process start (torch or TensorFlow imported) costs more than a short
+    window, and explain takes no memory figure from its runs. Each loader is let go, its
+    workers with it, before the next run starts."""
+
+    runs: tuple[_Planned, ...]
+    measure: MeasureConfig
+    paths: tuple[str, ...] = ()
+    repeats: int = 1
+    tries: int = 1
+
+    def __call__(self) -> list[tuple[str, dict[str, Any]]]:
+        import gc
+
+        from feedbench.pipelines.core.errors import described
+        from feedbench.pipelines.loop.measure import measure_with
+
+        done = []
+        for run in self.runs:
+            recorded = {**run.config, "role": run.role, "isolated": True, "process": "shared by its group"}
+            calm = attempts = 0
+            while calm < self.repeats and attempts < self.repeats + self.tries - 1:
+                if run.files == "evict":
+                    pagecache.evict(self.paths)
+                    recorded["pages_cached_before"] = pagecache.resident_fraction(self.paths)
+                elif run.files == "read":
+                    pagecache.read_in(self.paths)
+                try:
+                    result = measure_with(run.factory(), self.measure, recorded)
+                except Exception as exc:  # a failed run is a figure too: it says why
+                    log.debug("a run of a shared process failed", exc_info=True)
+                    result = RunResult.failed(described(exc), config=recorded)
+                gc.collect()
+                done.append((run.role, result.to_dict()))
+                attempts += 1
+                calm += not (result.ok and contended(result.contention))
+        return done
+
+
+def _calmness(result: RunResult) -> tuple[bool, float]:
+    return (not result.ok, result.contention if not math.isnan(result.contention) else 1.0)
+
+
 @dataclass
 class _Runs:
-    """The runs of one framework, by role, each saved through `on_result` as it comes."""
+    """The runs of one framework, by role, each reported through `on_result` as it comes."""
 
     framework: str
     on_run: OnRun
@@ -158,8 +215,29 @@ class _Runs:
     tries: int = 1
     by_role: dict[str, list[RunResult]] = field(default_factory=dict)
 
+    def shared(self, group: str, planned: Sequence[_Planned], measure: MeasureConfig, *, repeats: int = 1,
+               paths: Sequence[str] = ()) -> dict[str, list[RunResult]]:
+        """Runs `planned` in one isolated process pinned to ``measure.cpus``; keeps, for each
+        role, `repeats` runs (those that had their CPUs to themselves where there are enough)."""
+        self.on_run(self.framework, group)
+        limit = measure.limit_s * len(planned) * (repeats + self.tries - 1)
+        value, error = call_isolated(_SharedRuns(tuple(planned), measure, tuple(paths), repeats, self.tries),
+                                     cpus=measure.cpus, limit_s=limit)
+        by_role: dict[str, list[RunResult]] = {run.role: [] for run in planned}
+        for role, data in value or ():
+            result = RunResult.from_dict(data)
+            self.on_result(self.framework, role, result)
+            by_role[role].append(result)
+        for role, results in by_role.items():
+            if not results:  # the process itself failed: every run of it says why
+                results.append(RunResult.failed(f"the runs' process failed: {error}"))
+                self.on_result(self.framework, role, results[0])
+            calm = [r for r in results if r.ok and not contended(r.contention)]
+            self.by_role[role] = calm[:repeats] if len(calm) >= repeats else sorted(results, key=_calmness)[:repeats]
+        return self.by_role
+
     def measure(self, role: str, factory: Factory, measure: MeasureConfig, config: Mapping[str, Any]) -> RunResult:
-        """One measurement, run again while it shared its CPUs (up to `tries` runs)."""
+        """One measurement in its own isolated process, run again while it shared its CPUs."""
         best = None
         for _ in range(self.tries):
             self.on_run(self.framework, role)
@@ -173,75 +251,15 @@ class _Runs:
         return best
 
 
-@dataclass(frozen=True)
-class _StageRuns:
-    """In one isolated process pinned to one CPU: the runs of the stages, one after another
-    (each prefix, then the pipeline with no worker, then through one worker), each run again
-    while it shared its CPU. One process, not one each: the windows are short and a process
-    start (torch or TensorFlow imported) would cost more than all of them; no memory figure
-    is taken from these runs."""
-
-    runs: tuple[tuple[str, Factory, Mapping[str, Any]], ...]
-    measure: MeasureConfig
-    repeats: int
-    tries: int = 1
-
-    def __call__(self) -> list[tuple[str, dict[str, Any]]]:
-        import gc
-
-        from feedbench.pipelines.core.errors import described
-        from feedbench.pipelines.loop.measure import measure_with
-
-        done = []
-        for role, factory, config in self.runs:
-            recorded = {**config, "role": role, "isolated": True, "process": "shared by the one-CPU runs"}
-            calm = attempts = 0
-            while calm < self.repeats and attempts < self.repeats + self.tries - 1:
-                try:
-                    result = measure_with(factory(), self.measure, recorded)
-                except Exception as exc:  # a failed run is a figure too: it says why
-                    log.debug("a one-CPU run failed", exc_info=True)
-                    result = RunResult.failed(described(exc), config=recorded)
-                gc.collect()  # the run's loader, its workers and buffers end before the next run
-                done.append((role, result.to_dict()))
-                attempts += 1
-                calm += not (result.ok and contended(result.contention))
-        return done
-
-
-def _stage_runs(probe: Probe, plan: ExplainPlan, runs: _Runs) -> dict[str, list[RunResult]]:
-    """The one-CPU runs of `probe`, by role, in one isolated process (the best of each repeat kept)."""
-    order = [(f"prefix {stage}", probe.prefix(stage), {"workers": 0, "through": stage}) for stage in probe.stages]
-    order += [("no worker", probe.pipeline(0, 0), {"workers": 0, "prefetch": 0}),
-              ("one worker", probe.pipeline(1), {"workers": 1})]
-    runs.on_run(probe.framework, "stages on one CPU")
-    limit = plan.one_cpu.limit_s * len(order) * (plan.repeats + runs.tries - 1)
-    value, error = call_isolated(_StageRuns(tuple(order), plan.one_cpu, plan.repeats, runs.tries), cpus=1,
-                                 limit_s=limit)
-    by_role: dict[str, list[RunResult]] = {role: [] for role, _, _ in order}
-    if error is not None:
-        for role in by_role:
-            by_role[role].append(RunResult.failed(f"the one-CPU runs failed: {error}"))
-    for role, data in value or ():
-        result = RunResult.from_dict(data)
-        runs.on_result(probe.framework, role, result)
-        by_role[role].append(result)
-    for role, results in by_role.items():  # the repeats: the uncontended ones where there are enough
-        calm = [r for r in results if r.ok and not contended(r.contention)]
-        kept = calm if len(calm) >= plan.repeats else sorted(results, key=_calmness)[: plan.repeats]
-        runs.by_role[role] = kept
-    return runs.by_role
-
-
-def _calmness(result: RunResult) -> tuple[bool, float]:
-    return (not result.ok, result.contention if not math.isnan(result.contention) else 1.0)
-
-
 def explain_framework(probe: Probe, plan: ExplainPlan, *, on_run: OnRun = _nothing,
                       on_result: OnResult = _nothing) -> FrameworkExplanation:
     """Measures one framework: its stages on one CPU, its ceilings and the workers it needs."""
     runs = _Runs(probe.framework, on_run, on_result, CONTENDED_TRIES if plan.retry_contended else 1)
-    staged = _stage_runs(probe, plan, runs)
+    stage_runs = [_Planned(f"prefix {stage}", probe.prefix(stage), {"workers": 0, "through": stage})
+                  for stage in probe.stages]
+    stage_runs += [_Planned("no worker", probe.pipeline(0, 0), {"workers": 0, "prefetch": 0}),
+                   _Planned("one worker", probe.pipeline(1), {"workers": 1})]
+    staged = runs.shared("the stages on one CPU", stage_runs, plan.one_cpu, repeats=plan.repeats)
     prefixes = {stage: staged[f"prefix {stage}"] for stage in probe.stages}
     no_worker, one_worker = staged["no worker"], staged["one worker"]
     ceilings, warm, notes = _ceilings(probe, plan, runs)
@@ -258,23 +276,25 @@ def explain_framework(probe: Probe, plan: ExplainPlan, *, on_run: OnRun = _nothi
 
 def _ceilings(probe: Probe, plan: ExplainPlan,
               runs: _Runs) -> tuple[tuple[attribution.Ceiling, ...], RunResult | None, list[str]]:
-    """The four ceilings (workload, replay, warm, cold) and the warm run."""
+    """The four ceilings (workload, replay, cold, warm), in one process on the run's CPUs, and the warm run."""
     measure, n = plan.measure, plan.workers
     made = probe.pipeline(0, 0)
-    workload = runs.measure("workload", Resident(made, measure.device), measure, {"workers": 0})
     prefetch = probe.prefetch if isinstance(probe.prefetch, int) else 2
-    replay = runs.measure("replay", Replayed(made, n, prefetch, REPLAY_BATCHES), measure, {"workers": n})
-    files, notes = probe.files(), []
-    cold = cold_note = None
+    files = probe.files()
+    planned = [_Planned("workload", Resident(made, measure.device), {"workers": 0}),
+               _Planned("replay", Replayed(made, n, prefetch, REPLAY_BATCHES), {"workers": n})]
     if files:
-        pagecache.evict(files)
-        left = pagecache.resident_fraction(files)
-        cold = runs.measure("cold", probe.pipeline(n), measure, {"workers": n, "pages": "evicted"})
-        cold_note = f"{left:.0%} of the files' pages were still cached after eviction"
-        if left > 0.05:
+        planned.append(_Planned("cold", probe.pipeline(n), {"workers": n, "pages": "evicted"}, files="evict"))
+    planned.append(_Planned("warm", probe.pipeline(n), {"workers": n, "pages": "cached"},
+                            files="read" if files else None))
+    found = runs.shared(f"the ceilings on {measure.cpus} CPU(s)", planned, measure, paths=files)
+    workload, replay, warm = found["workload"][0], found["replay"][0], found["warm"][0]
+    cold, notes, cold_note = (found["cold"][0] if files else None), [], "no files to evict"
+    if cold is not None:
+        left = cold.config.get("pages_cached_before", math.nan)
+        cold_note = f"{left:.0%} of the files' pages were cached when it started"
+        if not left <= 0.05:
             notes.append(f"cold: {cold_note} (a file system that keeps them, or another process mapping them)")
-        pagecache.read_in(files)
-    warm = runs.measure("warm", probe.pipeline(n), measure, {"workers": n, "pages": "cached"})
     method = f"through the consumer loop with {measure.workload_name} on {measure.device}, {measure.cpus} CPU(s)"
     ceilings = (
         attribution.ceiling_of(probe.framework, "workload", workload, f"one batch resident on the device, {method}"),
@@ -282,8 +302,7 @@ def _ceilings(probe: Probe, plan: ExplainPlan,
                                f"{REPLAY_BATCHES} batches replayed from memory at {n} worker(s), {method}"),
         attribution.ceiling_of(probe.framework, "warm", warm, f"the pipeline at {n} worker(s), files cached, {method}"),
         attribution.ceiling_of(probe.framework, "cold", cold,
-                               f"the pipeline at {n} worker(s), files' pages evicted first, {method}",
-                               cold_note or "no files to evict"),
+                               f"the pipeline at {n} worker(s), files' pages evicted first, {method}", cold_note),
     )
     return ceilings, (warm if warm.ok else None), notes
 
