@@ -244,7 +244,7 @@ class _Loop:
     def _measure(self, steps: int | None, seconds: float | None) -> tuple[_Steps, str, float]:
         timings = _Steps()
         clock = time.perf_counter
-        self.sampler.mark()  # before the window: its PSS sweep must not count as idle time
+        self.sampler.mark()  # before the window: cheap readings only, so that the workers get no head start
         if self.timeline is not None:
             timings.window_start = self.timeline.event()
         t0 = clock()

@@ -77,6 +77,7 @@ class TreeSampler:
         self.list_every = list_every
         self.pss_every = pss_every
         self._count = 0
+        self._pss_next = False  # read PSS at the next sample (the window's start)
         self._processes: list[psutil.Process] = []
         self.peak_rss_bytes = 0
         self.peak_pss_bytes = 0
@@ -97,12 +98,15 @@ class TreeSampler:
     def mark(self) -> None:
         """Starts the CPU accounting of the measured window; call it just before the window.
 
-        PSS is read first, then the CPU times (cheap) and the clock, so that the PSS sweep
-        (milliseconds per process) falls outside the accounted interval.
+        Only cheap readings are taken here (the process list, CPU times, the clock: about a
+        millisecond); the PSS reading of the window's start is left to the sampling thread's next
+        sample. A PSS sweep here (60-90 ms for a process and a worker with torch loaded) held the
+        consumer back while the workers went on filling their buffers, and the window then
+        started ahead: a producer-bound run measured faster than it is.
         """
         with self._lock:
-            self._sample_locked(pss=True)
-            self._sample_locked()
+            self._sample_locked(pss=False, refresh=True)
+            self._pss_next = True
             self._cpu_at_mark = dict(self._cpu_last)
             self._busy_at_mark = cpu_busy_seconds(self.cpus)
             self._mark_t = time.perf_counter()
@@ -117,7 +121,7 @@ class TreeSampler:
         self._stop.set()
         self._thread.join()
         with self._lock:
-            self._sample_locked()
+            self._sample_locked(pss=False)
             self._stop_t = time.perf_counter()
             self._busy_at_stop = cpu_busy_seconds(self.cpus)
             self._cpu_last_at_stop = dict(self._cpu_last)
@@ -146,17 +150,20 @@ class TreeSampler:
         while not self._stop.wait(self.interval_s):
             self._sample()
 
-    def _sample(self, pss: bool = False) -> None:
+    def _sample(self, pss: bool | None = None) -> None:
         with self._lock:
             self._sample_locked(pss)
 
-    def _sample_locked(self, pss: bool = False) -> None:
-        if pss or self._count % self.list_every == 0:
+    def _sample_locked(self, pss: bool | None = None, refresh: bool = False) -> None:
+        """One sample; `pss`: True or False to read PSS or not, None as scheduled."""
+        if pss or refresh or self._count % self.list_every == 0:
             try:
                 self._processes = [self._root, *self._root.children(recursive=True)]
             except psutil.Error:
                 return
-        pss = pss or self._count % self.pss_every == 0
+        if pss is None:
+            pss = self._pss_next or self._count % self.pss_every == 0
+        self._pss_next = self._pss_next and not pss
         self._count += 1
         rss_total = pss_total = 0
         for process in self._processes:
