@@ -255,7 +255,7 @@ def _pipeline(source: str | os.PathLike[str] | Any, cfg: TextConfig, through: st
     batches = _batched(_encoded(_documents(prepared, cfg), encoder, cfg, through), prepared, cfg)
     if cfg.prefetch != 0:
         batches = batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == AUTOTUNE else cfg.prefetch)
-    batches, threads = private_threads(batches, cfg.workers)
+    batches, threads = private_threads(batches, cfg.workers, cfg.prefetch)
     stats = dataclasses.replace(prepared.stats(cfg), threads=threads)
     return attach(batches, lambda: stats)
 

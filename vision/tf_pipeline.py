@@ -479,7 +479,7 @@ def _pipeline(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig, t
     # Paths are shuffled whole (they are small); encoded images through a buffer of batches.
     buffer = len(resolved.samples) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
     images, failures = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder", through=through)
-    dataset, threads = private_threads(_finish(images, cfg), cfg.workers)
+    dataset, threads = private_threads(_finish(images, cfg), cfg.workers, cfg.prefetch)
     checked = skipped if callable(skipped) else (lambda: skipped)
     ahead = batches_ahead(cfg.workers, cfg.prefetch)
 

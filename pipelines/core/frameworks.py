@@ -140,12 +140,23 @@ def import_tfds() -> ModuleType:
         ) from exc
 
 
-def private_threads(dataset: Any, workers: int | str) -> tuple[Any, tuple[tuple[str, int | str], ...]]:
+def private_threads(dataset: Any, workers: int | str,
+                    prefetch: int | str = 1) -> tuple[Any, tuple[tuple[str, int | str], ...]]:
     """`dataset` running on a tf.data thread pool of its own, one thread per CPU this process may
     use (the pool tf.data would size from them by default, made explicit and recorded), and the
-    threads each role runs: (role, count) pairs for ``LoaderStats.threads``."""
+    threads each role runs: (role, count) pairs for ``LoaderStats.threads``.
+
+    `workers` 0 and `prefetch` 0 are made to mean what they say: tf.data's default rewrites
+    otherwise run a plain ``map`` as a parallel map with AUTOTUNE parallelism
+    (``map_parallelization``: 2 calls here, seen in the profiler's events) and add a prefetch
+    after the last op (``inject_prefetch``).
+    """
     tf = import_tensorflow()
     size = len(usable_cpus())
     options = tf.data.Options()
     options.threading.private_threadpool_size = size
+    if workers == 0:
+        options.experimental_optimization.map_parallelization = False
+    if prefetch == 0:
+        options.experimental_optimization.inject_prefetch = False
     return dataset.with_options(options), (("tf.data private pool", size), ("map parallel calls", workers))

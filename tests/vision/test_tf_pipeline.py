@@ -266,3 +266,21 @@ def test_the_registry_builds_it_from_a_config(small_folder):
     dataset = build("image", "tf", str(small_folder.root), cfg)
     images, labels = next(iter(dataset))
     assert isinstance(dataset, tf.data.Dataset) and images.shape == (24, 16, 16, 3) and stats_of(dataset).skipped == 0
+
+
+@pytest.mark.parametrize(("workers", "prefetch", "expected"), [
+    (0, 0, set()),  # tf.data's rewrites would make the map parallel (AUTOTUNE) and add a prefetch
+    (0, 2, {("Prefetch", "buffer_size", 2.0)}),
+    (3, 0, {("ParallelMapV2", "parallelism", 3.0)}),
+])
+def test_workers_and_prefetch_are_what_run(small_folder, workers, prefetch, expected):
+    from feedbench.pipelines.harness.autotune import autotune_choices
+
+    dataset = tf_dataset(small_folder.root, train=False, batch_size=4, workers=workers, prefetch=prefetch,
+                         image_size=32, shuffle=False)
+    choices, _ = autotune_choices(dataset.repeat(), batches=6, warmup=1)
+    # the image map (before ignore_errors) and the prefetch buffer; the cheap maps after batching
+    # are left to tf.data
+    ran = {(c.kind, c.parameter, c.median) for c in choices
+           if c.op.endswith("IgnoreErrors::ParallelMapV2") or c.kind == "Prefetch"}
+    assert ran == expected, choices
