@@ -39,6 +39,7 @@ from feedbench.pipelines.loop.result import RunResult
 PIPELINE_STAGES_AFTER = ("batch", "deliver")  # after the sample stages, on the workers' side
 CONSUMER_STAGES = ("copy", "step")  # on the consumer's side
 CEILINGS = ("workload", "replay", "warm", "cold")
+STARVED = 0.05  # starvation above which the workers' throughput is their own rate (the consumer waited)
 FETCH_STALL_SEEN = 0.05  # cold slower than warm by more than this fraction of a sample's time: a fetch stall
 
 
@@ -95,7 +96,8 @@ class WorkersNeeded:
             budget where the prediction exceeds it); None when not measured.
         checked_au: The AU measured there.
         checked_samples_per_s: Its throughput.
-        scaling: Its throughput over `checked_workers` x one worker's rate (1.0: linear).
+        scaling: Its throughput over `checked_workers` x one worker's rate (1.0: linear); NaN
+            where the consumer did not wait (then the throughput is the consumer's, not theirs).
         sweep_workers: What a sweep recommended for the same settings, where one was given.
         explanation: One sentence: how the measurement agrees with the prediction, and why not.
     """
@@ -251,7 +253,9 @@ def check_prediction(needed: WorkersNeeded, checked: RunResult | None, sweep_wor
                                 "explanation": "not measured" + (f": {checked.error}" if checked else "")})
     n = needed.checked_workers
     linear = n / needed.one_worker_s if needed.one_worker_s > 0 else math.nan
-    scaling = checked.samples_per_s / linear if linear > 0 else math.nan
+    # the workers' own rate shows only where they could not keep up (the consumer waited)
+    fed = checked.starvation > STARVED
+    scaling = checked.samples_per_s / linear if linear > 0 and fed else math.nan
     au = checked.accelerator_utilization
     at = f"at {n} worker{'s' if n != 1 else ''}"
     if n < needed.workers:
@@ -261,7 +265,7 @@ def check_prediction(needed: WorkersNeeded, checked: RunResult | None, sweep_wor
         why = f"{at} AU is {au:.2f}: the prediction holds"
     else:
         reasons = []
-        if scaling < 0.9:
+        if not math.isnan(scaling) and scaling < 0.9:
             reasons.append(f"the workers gave {scaling:.0%} of {n} x one worker's rate (scaling loss: they share "
                            f"{needed.cpus} CPU{'s' if needed.cpus != 1 else ''} with the consumer and each other)")
         if not reasons:
