@@ -22,13 +22,14 @@ from typing import Any, Protocol
 
 from feedbench.pipelines import registry
 from feedbench.pipelines.core import checks, pagecache
+from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import ConfigError, DatasetError, OutputError
 from feedbench.pipelines.harness import attribution
 from feedbench.pipelines.harness.attribution import FrameworkExplanation, WorkersNeeded
 from feedbench.pipelines.harness.plan import Settings
 from feedbench.pipelines.harness.replay import Replayed, Resident
 from feedbench.pipelines.loop.config import MeasureConfig
-from feedbench.pipelines.loop.isolation import RunSpec, call_isolated, run_isolated
+from feedbench.pipelines.loop.isolation import call_isolated
 from feedbench.pipelines.loop.metrics import contended
 from feedbench.pipelines.loop.result import RunResult
 
@@ -172,33 +173,75 @@ class _SharedRuns:
     paths: tuple[str, ...] = ()
     repeats: int = 1
     tries: int = 1
+    then: _Predicted | None = None
+    autotune: _AutotuneRead | None = None
 
-    def __call__(self) -> list[tuple[str, dict[str, Any]]]:
+    def __call__(self) -> dict[str, Any]:
+        """{"runs": [(role, RunResult dict), ...], "autotune": (choices, reason) or None}."""
+        done: list[tuple[str, dict[str, Any]]] = []
+        for run in self.runs:
+            self._measure(run, done)
+        if self.then is not None:
+            predicted = self.then.run(done)
+            if predicted is not None:
+                self._measure(predicted, done)
+        autotune = None
+        if self.autotune is not None:
+            from feedbench.pipelines.core.errors import FeedbenchError
+
+            try:
+                autotune = self.autotune()
+            except FeedbenchError as exc:
+                autotune = ([], f"not read: {exc}")
+        return {"runs": done, "autotune": autotune}
+
+    def _measure(self, run: _Planned, done: list[tuple[str, dict[str, Any]]]) -> None:
+        """Runs `run` (`repeats` times, again while contended up to `tries`), each into `done`."""
         import gc
 
         from feedbench.pipelines.core.errors import described
         from feedbench.pipelines.loop.measure import measure_with
 
-        done = []
-        for run in self.runs:
-            recorded = {**run.config, "role": run.role, "isolated": True, "process": "shared by its group"}
-            calm = attempts = 0
-            while calm < self.repeats and attempts < self.repeats + self.tries - 1:
-                if run.files == "evict":
-                    pagecache.evict(self.paths)
-                    recorded["pages_cached_before"] = pagecache.resident_fraction(self.paths)
-                elif run.files == "read":
-                    pagecache.read_in(self.paths)
-                try:
-                    result = measure_with(run.factory(), self.measure, recorded)
-                except Exception as exc:  # a failed run is a figure too: it says why
-                    log.debug("a run of a shared process failed", exc_info=True)
-                    result = RunResult.failed(described(exc), config=recorded)
-                gc.collect()
-                done.append((run.role, result.to_dict()))
-                attempts += 1
-                calm += not (result.ok and contended(result.contention))
-        return done
+        recorded = {**run.config, "role": run.role, "isolated": True, "process": "shared by its group"}
+        calm = attempts = 0
+        while calm < self.repeats and attempts < self.repeats + self.tries - 1:
+            if run.files == "evict":
+                pagecache.evict(self.paths)
+                recorded["pages_cached_before"] = pagecache.resident_fraction(self.paths)
+            elif run.files == "read":
+                pagecache.read_in(self.paths)
+            try:
+                result = measure_with(run.factory(), self.measure, recorded)
+            except Exception as exc:  # a failed run is a figure too: it says why
+                log.debug("a run of a shared process failed", exc_info=True)
+                result = RunResult.failed(described(exc), config=recorded)
+            gc.collect()
+            done.append((run.role, result.to_dict()))
+            attempts += 1
+            calm += not (result.ok and contended(result.contention))
+
+
+@dataclass(frozen=True)
+class _Predicted:
+    """In the ceilings' process, after the workload ceiling: the run at the workers predicted for
+    the target AU (at most the CPU budget), unless that is the count already measured."""
+
+    one_worker_s: float
+    target_au: float
+    cpus: int
+    measured: int
+    pipelines: tuple[Factory, ...]  # the pipeline at 1, 2, ... cpus workers
+
+    def run(self, done: Sequence[tuple[str, Mapping[str, Any]]]) -> _Planned | None:
+        workload = next((RunResult.from_dict(r) for role, r in reversed(done) if role == "workload"), None)
+        if workload is None or not workload.ok or math.isnan(self.one_worker_s):
+            return None
+        count = attribution.workers_needed(workload.samples_per_s, self.one_worker_s, target_au=self.target_au,
+                                           cpus=self.cpus)
+        checked = min(count, self.cpus)
+        if checked == self.measured:
+            return None
+        return _Planned("predicted", self.pipelines[checked - 1], {"workers": checked, "predicted": count})
 
 
 def _calmness(result: RunResult) -> tuple[bool, float]:
@@ -216,15 +259,20 @@ class _Runs:
     by_role: dict[str, list[RunResult]] = field(default_factory=dict)
 
     def shared(self, group: str, planned: Sequence[_Planned], measure: MeasureConfig, *, repeats: int = 1,
-               paths: Sequence[str] = ()) -> dict[str, list[RunResult]]:
-        """Runs `planned` in one isolated process pinned to ``measure.cpus``; keeps, for each
-        role, `repeats` runs (those that had their CPUs to themselves where there are enough)."""
+               paths: Sequence[str] = (), then: _Predicted | None = None,
+               autotune: _AutotuneRead | None = None) -> tuple[dict[str, list[RunResult]], Any]:
+        """Runs `planned` (then the predicted count, then the AUTOTUNE reading, where given) in
+        one isolated process pinned to ``measure.cpus``; keeps, for each role, `repeats` runs
+        (those that had their CPUs to themselves where there are enough). Returns the runs by
+        role and the AUTOTUNE reading (None where not asked for)."""
         self.on_run(self.framework, group)
-        limit = measure.limit_s * len(planned) * (repeats + self.tries - 1)
-        value, error = call_isolated(_SharedRuns(tuple(planned), measure, tuple(paths), repeats, self.tries),
-                                     cpus=measure.cpus, limit_s=limit)
+        count = len(planned) + (then is not None) + (autotune is not None)
+        limit = measure.limit_s * count * (repeats + self.tries - 1)
+        value, error = call_isolated(_SharedRuns(tuple(planned), measure, tuple(paths), repeats, self.tries, then,
+                                                 autotune), cpus=measure.cpus, limit_s=limit)
         by_role: dict[str, list[RunResult]] = {run.role: [] for run in planned}
-        for role, data in value or ():
+        for role, data in (value or {}).get("runs", ()):
+            by_role.setdefault(role, [])
             result = RunResult.from_dict(data)
             self.on_result(self.framework, role, result)
             by_role[role].append(result)
@@ -234,21 +282,8 @@ class _Runs:
                 self.on_result(self.framework, role, results[0])
             calm = [r for r in results if r.ok and not contended(r.contention)]
             self.by_role[role] = calm[:repeats] if len(calm) >= repeats else sorted(results, key=_calmness)[:repeats]
-        return self.by_role
-
-    def measure(self, role: str, factory: Factory, measure: MeasureConfig, config: Mapping[str, Any]) -> RunResult:
-        """One measurement in its own isolated process, run again while it shared its CPUs."""
-        best = None
-        for _ in range(self.tries):
-            self.on_run(self.framework, role)
-            result = run_isolated(RunSpec(factory, measure, {"framework": self.framework, "role": role, **config}))
-            self.on_result(self.framework, role, result)
-            if best is None or (result.ok and (not best.ok or result.contention < best.contention)):
-                best = result
-            if not (result.ok and contended(result.contention)):
-                break
-        self.by_role.setdefault(role, []).append(best)
-        return best
+        autotune_read = (value or {}).get("autotune") if error is None else ([], f"not read: {error}")
+        return self.by_role, autotune_read
 
 
 def explain_framework(probe: Probe, plan: ExplainPlan, *, on_run: OnRun = _nothing,
@@ -259,35 +294,45 @@ def explain_framework(probe: Probe, plan: ExplainPlan, *, on_run: OnRun = _nothi
                   for stage in probe.stages]
     stage_runs += [_Planned("no worker", probe.pipeline(0, 0), {"workers": 0, "prefetch": 0}),
                    _Planned("one worker", probe.pipeline(1), {"workers": 1})]
-    staged = runs.shared("the stages on one CPU", stage_runs, plan.one_cpu, repeats=plan.repeats)
+    staged, _ = runs.shared("the stages on one CPU", stage_runs, plan.one_cpu, repeats=plan.repeats)
     prefixes = {stage: staged[f"prefix {stage}"] for stage in probe.stages}
     no_worker, one_worker = staged["no worker"], staged["one worker"]
-    ceilings, warm, notes = _ceilings(probe, plan, runs)
+    pipeline_stages = attribution.stage_costs(probe.framework, probe.stages, prefixes, no_worker, one_worker, None)
+    one_worker_s = sum(s.seconds_per_sample for s in pipeline_stages)
+    ceilings, warm, notes, read = _ceilings(probe, plan, runs, one_worker_s)
     stages = attribution.stage_costs(probe.framework, probe.stages, prefixes, no_worker, one_worker, warm)
     found = FrameworkExplanation(probe.framework, probe.label, attribution.samples_per_step(warm) if warm else math.nan,
                                  stages, ceilings, None)
-    needed = _workers_needed(probe, plan, found, runs)
-    autotune, autotune_note = _autotune(probe, plan) if probe.tunes_itself else ((), None)
+    needed = _workers_needed(plan, found, runs)
+    autotune, autotune_note = ((), None) if read is None else (tuple(read[0]), read[1])
     notes += attribution.contention_notes(runs.by_role)
     notes += _failures(runs.by_role)
     return dataclasses.replace(found, needed=needed, autotune=autotune, autotune_note=autotune_note,
                                notes=tuple(notes))
 
 
-def _ceilings(probe: Probe, plan: ExplainPlan,
-              runs: _Runs) -> tuple[tuple[attribution.Ceiling, ...], RunResult | None, list[str]]:
-    """The four ceilings (workload, replay, cold, warm), in one process on the run's CPUs, and the warm run."""
+def _ceilings(probe: Probe, plan: ExplainPlan, runs: _Runs, one_worker_s: float,
+              ) -> tuple[tuple[attribution.Ceiling, ...], RunResult | None, list[str], Any]:
+    """The four ceilings (cold, warm, workload, replay), the run at the predicted count and the
+    AUTOTUNE reading (for a backend that tunes itself), in one process on the run's CPUs; and the
+    warm run. The pipeline's own runs come first, so that torch's fork server is started with the
+    pipeline's modules (a shared process keeps the first)."""
     measure, n = plan.measure, plan.workers
     made = probe.pipeline(0, 0)
     prefetch = probe.prefetch if isinstance(probe.prefetch, int) else 2
     files = probe.files()
-    planned = [_Planned("workload", Resident(made, measure.device), {"workers": 0}),
-               _Planned("replay", Replayed(made, n, prefetch, REPLAY_BATCHES), {"workers": n})]
+    planned = []
     if files:
         planned.append(_Planned("cold", probe.pipeline(n), {"workers": n, "pages": "evicted"}, files="evict"))
-    planned.append(_Planned("warm", probe.pipeline(n), {"workers": n, "pages": "cached"},
-                            files="read" if files else None))
-    found = runs.shared(f"the ceilings on {measure.cpus} CPU(s)", planned, measure, paths=files)
+    planned += [_Planned("warm", probe.pipeline(n), {"workers": n, "pages": "cached"}, files="read" if files else None),
+                _Planned("workload", Resident(made, measure.device), {"workers": 0}),
+                _Planned("replay", Replayed(made, n, prefetch, REPLAY_BATCHES), {"workers": n})]
+    then = _Predicted(one_worker_s, plan.target_au, measure.cpus, n,
+                      tuple(probe.pipeline(count) for count in range(1, measure.cpus + 1)))
+    autotune = (_AutotuneRead(probe.pipeline(AUTOTUNE, AUTOTUNE), measure.steps or 30)
+                if probe.tunes_itself else None)
+    found, read = runs.shared(f"the ceilings on {measure.cpus} CPU(s)", planned, measure, paths=files, then=then,
+                              autotune=autotune)
     workload, replay, warm = found["workload"][0], found["replay"][0], found["warm"][0]
     cold, notes, cold_note = (found["cold"][0] if files else None), [], "no files to evict"
     if cold is not None:
@@ -304,10 +349,12 @@ def _ceilings(probe: Probe, plan: ExplainPlan,
         attribution.ceiling_of(probe.framework, "cold", cold,
                                f"the pipeline at {n} worker(s), files' pages evicted first, {method}", cold_note),
     )
-    return ceilings, (warm if warm.ok else None), notes
+    return ceilings, (warm if warm.ok else None), notes, read
 
 
-def _workers_needed(probe: Probe, plan: ExplainPlan, found: FrameworkExplanation, runs: _Runs) -> WorkersNeeded | None:
+def _workers_needed(plan: ExplainPlan, found: FrameworkExplanation, runs: _Runs) -> WorkersNeeded | None:
+    """The prediction from the workload ceiling and the one-worker cost, with the run at that
+    count (made in the ceilings' process; the warm run where the count is the ceilings' own)."""
     workload = found.ceiling("workload")
     if workload is None or not workload.ok or math.isnan(found.one_worker_s):
         return None
@@ -315,11 +362,9 @@ def _workers_needed(probe: Probe, plan: ExplainPlan, found: FrameworkExplanation
     count = attribution.workers_needed(workload.samples_per_s, found.one_worker_s, target_au=plan.target_au, cpus=cpus)
     checked_workers = min(count, cpus)
     needed = WorkersNeeded(plan.target_au, workload.samples_per_s, found.one_worker_s, count, cpus, checked_workers)
-    if checked_workers == plan.workers:
-        checked = runs.by_role["warm"][-1]
-    else:
-        checked = runs.measure("predicted", probe.pipeline(checked_workers), plan.measure, {"workers": checked_workers})
-    return attribution.check_prediction(needed, checked, sweep_workers(plan.sweep, probe.framework))
+    role = "warm" if checked_workers == plan.workers else "predicted"
+    checked = (runs.by_role.get(role) or [None])[-1]
+    return attribution.check_prediction(needed, checked, sweep_workers(plan.sweep, framework=found.framework))
 
 
 def sweep_workers(folder: str | None, framework: str) -> int | str | None:
@@ -347,16 +392,6 @@ class _AutotuneRead:
 
         choices, reason = autotune_choices(self.factory(), batches=self.batches)
         return [choice.to_dict() for choice in choices], reason
-
-
-def _autotune(probe: Probe, plan: ExplainPlan) -> tuple[tuple[dict[str, Any], ...], str | None]:
-    """What tf.data's AUTOTUNE chose for each op, at workers and prefetch "autotune"."""
-    read = _AutotuneRead(probe.pipeline("autotune", "autotune"), plan.measure.steps or 30)
-    value, error = call_isolated(read, cpus=plan.measure.cpus, limit_s=plan.measure.limit_s)
-    if error is not None:
-        return (), f"not read: {error}"
-    choices, reason = value
-    return tuple(choices), reason
 
 
 def _failures(by_role: Mapping[str, Sequence[RunResult]]) -> list[str]:

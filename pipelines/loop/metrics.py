@@ -24,7 +24,8 @@ From them, over the measured window:
 - contention: the CPU time other processes took on the run's CPUs during the window (their
   busy time in /proc/stat less the run's own process tree), as a fraction of the window x
   the CPUs. A run above :data:`CONTENDED` shared its CPUs: its figures are kept, but no
-  verdict is drawn from them (DESIGN.md).
+  verdict is drawn from them (DESIGN.md). Unknown (NaN) for a window under 0.4 s of the CPUs'
+  time: /proc/stat counts in 10 ms ticks.
 
 A producer with a known per-batch cost d and a workload with a known step time c have an
 analytic steady state (:func:`steady_state`), against which the tests hold these figures.

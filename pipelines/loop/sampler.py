@@ -17,6 +17,9 @@ from feedbench.pipelines.core.machine import usable_cpus
 log = logging.getLogger(__name__)
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# The CPUs' time a window must hold for its contention to be read: /proc/stat counts in ticks
+# (10 ms), a few of them either side of the window; in 0.4 s they are within 5%.
+CONTENTION_MIN_S = 0.4
 # /proc/stat's columns of the time processes ran on a CPU: user, nice, system (guest time is
 # inside user). Not irq, softirq and steal: a run's own wake-ups cost interrupt time, and on a
 # virtual machine the hypervisor's steal grows with them (measured here: 3% of two CPUs for a
@@ -139,9 +142,13 @@ class TreeSampler:
 
     def contention(self) -> float:
         """The fraction of the run's CPUs' time between :meth:`mark` and :meth:`stop` that other
-        processes took (0: the run had its CPUs to itself); NaN where /proc/stat is unreadable."""
+        processes took (0: the run had its CPUs to itself); NaN where /proc/stat is unreadable,
+        or where the window is too short for the kernel's clock ticks to tell (under
+        CONTENTION_MIN_S of the CPUs' time: a tick of 10 ms in a window of 8 ms read as 100%)."""
         interval = self._stop_t - self._mark_t
         if self._busy_at_mark is None or self._busy_at_stop is None or interval <= 0:
+            return math.nan
+        if interval * len(self.cpus) < CONTENTION_MIN_S:
             return math.nan
         others = (self._busy_at_stop - self._busy_at_mark) - self.cpu_seconds()
         return min(1.0, max(0.0, others / (interval * len(self.cpus))))

@@ -2,6 +2,7 @@
 /proc/stat against the run's own process tree, checked against real processes."""
 
 import functools
+import math
 import os
 import subprocess
 import sys
@@ -61,3 +62,14 @@ def test_busy_seconds_read_the_cpus_asked_for():
     assert cpu_busy_seconds([CPU]) > 0
     assert cpu_busy_seconds([10_000]) is None  # a CPU the machine does not have
     assert os.path.exists("/proc/stat")
+
+
+def test_a_window_too_short_for_the_clock_ticks_has_no_contention():
+    """/proc/stat counts in 10 ms ticks: in a window of a few ms one tick read as 100%."""
+    from feedbench.pipelines.loop.sampler import TreeSampler
+
+    sampler = TreeSampler(cpus=[CPU]).start()
+    sampler.mark()
+    time.sleep(0.005)
+    sampler.stop()
+    assert math.isnan(sampler.contention())
