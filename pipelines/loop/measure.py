@@ -228,6 +228,7 @@ class _Loop:
         self.synchronize()
         pending: list[Any] = []
         self._paced_step(on_device, pending)  # the first batch is warm-up step 1
+        self.sampler.sweep()  # PSS with the workers started; the rest of the warm-up drains what they made meanwhile
         for _ in range(warmup - 1):
             raw = self.fetch()
             if raw is None:

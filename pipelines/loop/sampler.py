@@ -56,8 +56,8 @@ class TreeSampler:
     Costs differ by a factor of 300, so each is sampled at its own rate: RSS and CPU times
     (/proc/<pid>/statm and stat, 0.03 ms a process) every `interval_s`; the process list
     (a scan of /proc, about 1 ms) every `list_every` samples; PSS (smaps_rollup, which walks
-    the page tables: about 9 ms for a process with torch loaded) every `pss_every` samples
-    and at the window's start and end. Together under 2% of a core.
+    the page tables: about 9 ms for a process with torch loaded) every `pss_every` samples,
+    after the first warm-up step (:meth:`sweep`) and at the end. Together under 2% of a core.
 
     Contention (:meth:`contention`): the CPU time that other processes took on the run's CPUs
     between :meth:`mark` and :meth:`stop` (their busy time in /proc/stat, less the tree's own),
@@ -80,7 +80,6 @@ class TreeSampler:
         self.list_every = list_every
         self.pss_every = pss_every
         self._count = 0
-        self._pss_next = False  # read PSS at the next sample (the window's start)
         self._processes: list[psutil.Process] = []
         self.peak_rss_bytes = 0
         self.peak_pss_bytes = 0
@@ -98,18 +97,22 @@ class TreeSampler:
         self._thread.start()
         return self
 
+    def sweep(self) -> None:
+        """Reads PSS now (milliseconds a process: with torch loaded and a worker, 60-90 ms). The
+        loop calls it after the first warm-up step, when the workers have started: the rest of
+        the warm-up then drains what the workers made ahead while the consumer was held here."""
+        self._sample(pss=True)
+
     def mark(self) -> None:
         """Starts the CPU accounting of the measured window; call it just before the window.
 
         Only cheap readings are taken here (the process list, CPU times, the clock: about a
-        millisecond); the PSS reading of the window's start is left to the sampling thread's next
-        sample. A PSS sweep here (60-90 ms for a process and a worker with torch loaded) held the
-        consumer back while the workers went on filling their buffers, and the window then
-        started ahead: a producer-bound run measured faster than it is.
+        millisecond). A PSS sweep here held the consumer back while the workers went on filling
+        their buffers, and the window started ahead: a producer-bound run measured faster than
+        it is (:meth:`sweep` comes earlier); one in the window takes the run's CPU.
         """
         with self._lock:
             self._sample_locked(pss=False, refresh=True)
-            self._pss_next = True
             self._cpu_at_mark = dict(self._cpu_last)
             self._busy_at_mark = cpu_busy_seconds(self.cpus)
             self._mark_t = time.perf_counter()
@@ -169,8 +172,7 @@ class TreeSampler:
             except psutil.Error:
                 return
         if pss is None:
-            pss = self._pss_next or self._count % self.pss_every == 0
-        self._pss_next = self._pss_next and not pss
+            pss = self._count % self.pss_every == 0
         self._count += 1
         rss_total = pss_total = 0
         for process in self._processes:

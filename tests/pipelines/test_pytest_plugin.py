@@ -13,6 +13,7 @@ contention if the machine stays busy; one that misses with its CPUs to itself fa
 
 import gc
 import json
+import math
 import re
 import subprocess
 import sys
@@ -198,7 +199,8 @@ def test_summary_follows_pytest_benchmarks_table_with_one_row_per_loader(pyteste
         run = recorded[name]
         assert rows[name][1:] == [f"{run['samples_per_s']:,.1f}", f"{run['starvation']:.3f}",
                                   f"{run['accelerator_utilization']:.3f}", verdict,
-                                  f"{run['peak_rss_bytes'] / 1e6:,.0f}", skipped, f"{run['contention']:.3f}"]
+                                  f"{run['peak_rss_bytes'] / 1e6:,.0f}", skipped,
+                                  f"{math.nan if run['contention'] is None else run['contention']:.3f}"]
 
 
 def test_the_summary_can_be_turned_off(pytester):

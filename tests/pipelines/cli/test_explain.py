@@ -1,9 +1,11 @@
-"""`feedbench explain` on the real image pipelines: its files, its ceilings against analytic
-values, and its stages against `feedbench run`'s one-worker cost; its bad values.
+"""`feedbench explain` on the real image pipelines: its files, its workload ceiling against
+its analytic value; its bad values.
 
 The stages of a synthetic pipeline of known costs are held to the truth in
 tests/pipelines/truth/test_explain_truth.py; here the real pipelines of both frameworks go
-through the command as a user runs it.
+through the command as a user runs it. The sum of the real stages against `feedbench run`'s
+one-worker cost (within 15%) needs medians of several runs of one CPU (a run varies by about
+20% here): benchmarks/test_bench_explain.py.
 """
 
 import json
@@ -15,20 +17,18 @@ import pytest
 from feedbench.datasets import make_image_folder
 from feedbench.pipelines.cli import main
 from feedbench.pipelines.harness.attribution import FrameworkExplanation
-from feedbench.pipelines.harness.grid import run_cell
-from feedbench.pipelines.harness.plan import Cell, Settings
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.metrics import contended
 
-BATCH, STEPS, WARMUP, STEP_S = 8, 10, 4, 0.002
+BATCH, STEPS, WARMUP, STEP_S = 8, 20, 4, 0.002
 STAGES = {"tf": ["read", "decode", "transform", "batch", "deliver", "copy", "step"],
           "torch": ["read", "decode", "transform", "batch", "deliver", "copy", "step"]}
 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    """160 photo-like JPEGs of 320 x 240: one epoch holds the warm-up and the window of every run."""
-    return make_image_folder(tmp_path_factory.mktemp("explain") / "photos", 160, classes=4, seed=5, size=(320, 240),
+    """400 photo-like JPEGs of 256 x 192: one epoch holds the warm-up and the window of every run
+    (44 batches of 8), a window of about half a second on one CPU."""
+    return make_image_folder(tmp_path_factory.mktemp("explain") / "photos", 400, classes=4, seed=5, size=(256, 192),
                              workers=1)
 
 
@@ -38,15 +38,7 @@ def _explain(data, out):
                  "--workload", f"emulated:{STEP_S * 1e3:g}ms", "--retry-contended", "--out", str(out)])
 
 
-def _run_one_worker(data, framework):
-    """`feedbench run --workers 1 --cpus 1` with a workload that takes no time: the one-worker cost."""
-    measure = MeasureConfig(workload="emulated:1us", device="cpu", steps=STEPS, warmup=WARMUP, cpus=1)
-    settings = Settings(task="image", data=str(data), measure=measure, options={"batch_size": BATCH,
-                                                                                "image_size": 64})
-    return run_cell(settings, Cell(framework, 1), command="run")
-
-
-def test_explain_writes_its_files_and_its_stages_add_up_to_what_run_measures(photos, tmp_path, capsys):
+def test_explain_writes_its_files_and_its_ceiling_is_the_workloads(photos, tmp_path, capsys):
     out = tmp_path / "why"
     assert _explain(photos.root, out) == 0
     printed = capsys.readouterr().out
@@ -68,14 +60,6 @@ def test_explain_writes_its_files_and_its_stages_add_up_to_what_run_measures(pho
         workload = one.ceiling("workload")
         if not contended(_run_of(data, framework, "workload")["contention"]):
             assert workload.samples_per_s == pytest.approx(BATCH / STEP_S, rel=0.05)
-        # the stages add up to the one-worker cost that `feedbench run` measures on its own
-        run = _run_one_worker(photos.root, framework)
-        assert run["ok"], run["error"]
-        measured = 1.0 / run["samples_per_s"]
-        if abs(one.one_worker_s - measured) > 0.15 * measured:
-            if contended(run["contention"]) or contended(_run_of(data, framework, "one worker")["contention"]):
-                pytest.skip(f"the machine was busy: {framework}'s runs shared their CPUs")
-        assert one.one_worker_s == pytest.approx(measured, rel=0.15), framework
         assert math.isclose(sum(s.seconds_per_sample for s in one.stages if s.side == "pipeline"), one.one_worker_s)
         assert one.needed is not None and one.needed.workers >= 1
 
@@ -86,7 +70,11 @@ def test_explain_writes_its_files_and_its_stages_add_up_to_what_run_measures(pho
 
 
 def _run_of(data, framework, role):
-    return next(r for r in reversed(data["runs"]) if r["framework"] == framework and r["role"] == role)
+    return _runs_of(data, framework, role)[-1]
+
+
+def _runs_of(data, framework, role):
+    return [r for r in data["runs"] if r["framework"] == framework and r["role"] == role]
 
 
 @pytest.mark.parametrize(("extra", "message"), [
