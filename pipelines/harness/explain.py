@@ -340,7 +340,8 @@ def _ceilings(probe: Probe, plan: ExplainPlan, runs: _Runs, one_worker_s: float,
         cold_note = f"{left:.0%} of the files' pages were cached when it started"
         if not left <= 0.05:
             notes.append(f"cold: {cold_note} (a file system that keeps them, or another process mapping them)")
-    method = f"through the consumer loop with {measure.workload_name} on {measure.device}, {measure.cpus} CPU(s)"
+    device = warm.device or workload.device or measure.device  # "auto" as it resolved
+    method = f"through the consumer loop with {measure.workload_name} on {device}, {measure.cpus} CPU(s)"
     ceilings = (
         attribution.ceiling_of(probe.framework, "workload", workload, f"one batch resident on the device, {method}"),
         attribution.ceiling_of(probe.framework, "replay", replay,
