@@ -119,20 +119,32 @@ def run_isolated(spec: RunSpec) -> RunResult:
     ``RunResult.failed`` with the reason, and the child's whole process tree is gone when this
     returns.
     """
+    data, exitcode, timed_out = _spawned(_child, spec, spec.measure.limit_s, "feedbench-run",
+                                         f"RunSpec.loader {_name(spec.loader)} cannot be sent to a spawned run")
+    if data is not None:
+        return RunResult.from_dict(data)
+    return RunResult.failed(_reason(exitcode, spec.measure.limit_s, timed_out), config=spec.recorded())
+
+
+def _spawned(target: Callable[..., None], payload: Any, limit_s: float, name: str,
+             unsendable: str) -> tuple[Any, int | None, bool]:
+    """Runs ``target(payload, conn)`` in a fresh spawned process and waits up to `limit_s` for
+    what it sends: (that, its exit code, whether it timed out). The process's whole tree is gone
+    when this returns. ConfigError (`unsendable`: why) when `payload` cannot be pickled."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    # Not daemonic: the run's DataLoader starts worker processes of its own.
-    process = context.Process(target=_child, args=(spec, sender), name="feedbench-run")
+    # Not daemonic: a run's DataLoader starts worker processes of its own.
+    process = context.Process(target=target, args=(payload, sender), name=name)
     try:
-        process.start()  # pickles the spec here, in the parent
+        process.start()  # pickles the payload here, in the parent
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
         receiver.close()
         sender.close()
-        raise ConfigError(f"RunSpec.loader {_name(spec.loader)} cannot be sent to a spawned run: {exc}") from exc
+        raise ConfigError(f"{unsendable}: {exc}") from exc
     sender.close()
     data, timed_out = None, False
     try:
-        if receiver.poll(spec.measure.limit_s):
+        if receiver.poll(limit_s):
             data = receiver.recv()
         else:
             timed_out = True
@@ -140,18 +152,14 @@ def run_isolated(spec: RunSpec) -> RunResult:
         data = None  # the child died: its exit code says how
     finally:
         receiver.close()
-    if data is not None:
-        process.join(30)
-        if process.is_alive():
-            _kill_tree(process.pid)
-        _kill_group(process.pid)
-        return RunResult.from_dict(data)
     if timed_out:
         _kill_tree(process.pid)
     # The pipe closes a moment before the exit status exists: wait for it, do not guess.
     process.join(30)
+    if process.is_alive():
+        _kill_tree(process.pid)
     _kill_group(process.pid)  # workers of a run that crashed were left without a parent
-    return RunResult.failed(_reason(process.exitcode, spec.measure.limit_s, timed_out), config=spec.recorded())
+    return data, process.exitcode, timed_out
 
 
 def _pin(cpus: int | None) -> list[int] | None:
@@ -169,8 +177,9 @@ def _pin(cpus: int | None) -> list[int] | None:
     return ids
 
 
-def _call_child(func: Callable[[], Any], cpus: int | None, conn: Any) -> None:
+def _call_child(call: tuple[Callable[[], Any], int | None], conn: Any) -> None:
     os.setpgid(0, 0)
+    func, cpus = call
     try:
         _pin(cpus)
         reply = ("ok", func())
@@ -187,33 +196,9 @@ def call_isolated(func: Callable[[], Any], *, cpus: int | None = None,
     process pinned to `cpus` CPUs, as :func:`run_isolated` runs a measurement: (its value,
     None), or (None, the reason in one line) when it raised, crashed or took over `limit_s`;
     the process and all it started are gone when this returns."""
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_call_child, args=(func, cpus, sender), name="feedbench-call")
-    try:
-        process.start()
-    except (pickle.PicklingError, AttributeError, TypeError) as exc:
-        receiver.close()
-        sender.close()
-        raise ConfigError(f"{_name(func)} cannot be sent to a spawned process: {exc}") from exc
-    sender.close()
-    reply, timed_out = None, False
-    try:
-        if receiver.poll(limit_s):
-            reply = receiver.recv()
-        else:
-            timed_out = True
-    except (EOFError, OSError):
-        reply = None
-    finally:
-        receiver.close()
-    if timed_out:
-        _kill_tree(process.pid)
-    process.join(30)
-    if process.is_alive():
-        _kill_tree(process.pid)
-    _kill_group(process.pid)
+    reply, exitcode, timed_out = _spawned(_call_child, (func, cpus), limit_s, "feedbench-call",
+                                          f"{_name(func)} cannot be sent to a spawned process")
     if reply is None:
-        return None, _reason(process.exitcode, limit_s, timed_out)
+        return None, _reason(exitcode, limit_s, timed_out)
     kind, value = reply
     return (value, None) if kind == "ok" else (None, value)
