@@ -12,7 +12,7 @@ import logging
 import math
 import queue
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,9 +116,12 @@ def measure(
     return measure_with(batches, settings, config)
 
 
-def measure_with(batches: Iterable[Any], settings: MeasureConfig, config: Mapping[str, Any] | None = None) -> RunResult:
+def measure_with(batches: Iterable[Any], settings: MeasureConfig, config: Mapping[str, Any] | None = None, *,
+                 before_window: Callable[[], None] | None = None) -> RunResult:
     """:func:`measure` with its settings in one MeasureConfig (``cpus`` and ``limit_s``, which
-    only isolated runs use, are recorded, not applied)."""
+    only isolated runs use, are recorded, not applied). `before_window`, where given, is called
+    after the warm-up, just before the window opens (the ranks of a capacity run wait there for
+    one another, so that their windows start together)."""
     work = parse_workload(settings.workload)
     work.bind(stats_of(batches))  # before the settings: binding may size the workload (textcls)
     dev = resolve_device(settings.device)
@@ -136,7 +139,7 @@ def measure_with(batches: Iterable[Any], settings: MeasureConfig, config: Mappin
     on_device = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
     try:
         with on_device:
-            return loop.run(settings.steps, settings.seconds, warmup, recorded)
+            return loop.run(settings.steps, settings.seconds, warmup, recorded, before_window)
     finally:
         loop.close()
 
@@ -211,7 +214,8 @@ class _Loop:
         if self.timeline is not None:
             self.timeline.synchronize()
 
-    def run(self, steps: int | None, seconds: float | None, warmup: int, settings: dict) -> RunResult:
+    def run(self, steps: int | None, seconds: float | None, warmup: int, settings: dict,
+            before_window: Callable[[], None] | None = None) -> RunResult:
         self.warmup_steps = warmup
         self.workload.setup(self.device)
         self.timeline = CudaTimeline(self.device) if self.cuda else self.workload.timeline()
@@ -236,6 +240,8 @@ class _Loop:
                                   f"within the {warmup} warm-up steps")
             self._paced_step(to_device(self.prepare(raw)[0], self.device), pending)
         self.synchronize()
+        if before_window is not None:
+            before_window()
         timings, stop_reason, window_s = self._measure(steps, seconds)
         self.sampler.stop()
         if not timings.wait:
