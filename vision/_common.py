@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from feedbench.datasets.folders import scan_image_folder
-from feedbench.pipelines.core import checks
+from feedbench.pipelines.core import checks, sharding
 from feedbench.pipelines.core.checks import ON_ERROR
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.machine import default_workers
@@ -55,6 +55,19 @@ class ImageConfig:
         drop_last: Drop a last short batch; None means "when training".
         on_error: "raise" (an unreadable image is an error naming its file) or "skip"
             (dropped and counted).
+        num_shards: Shards the source's images are dealt into (1: the whole source).
+        shard_index: The shard this pipeline reads, 0 to num_shards - 1.
+
+    Sharding (:mod:`feedbench.pipelines.core.sharding`) is static and the same in both
+    frameworks: the images of the source in its listing order (a folder's files in
+    torchvision's order, Parquet rows in file and row order, TFDS examples in TFDS's order),
+    before any shuffle, are dealt round-robin, image i to shard ``i % num_shards``; the
+    pipeline reads only its shard, shuffles within it each epoch, and an epoch is one pass
+    over it. These are ``tf.data.Dataset.shard(num_shards, shard_index)`` semantics, applied
+    before the shuffle on both sides (torch takes the subset of indices), so that both
+    frameworks' shard k hold the same images; unlike torch's ``DistributedSampler``, nothing
+    is re-dealt each epoch or padded. More shards than images is a ConfigError. A bad image
+    is its shard's: checked, raised or skipped and counted only there.
     """
 
     train: bool = True
@@ -67,6 +80,8 @@ class ImageConfig:
     output: str = "float"
     drop_last: bool | None = None
     on_error: str = "raise"
+    num_shards: int = 1
+    shard_index: int = 0
 
     def __post_init__(self) -> None:
         if self.workers is None:
@@ -83,6 +98,7 @@ class ImageConfig:
         checks.choice("output", self.output, OUTPUTS)
         checks.choice("on_error", self.on_error, ON_ERROR)
         checks.seed(self.seed)
+        sharding.check(self.num_shards, self.shard_index)
 
     @property
     def resize_size(self) -> int:
@@ -212,6 +228,16 @@ class Source:
         from feedbench.datasets.parquet import ParquetShards  # pyarrow: only for shards
 
         return ParquetShards(self.root)
+
+
+def shard_positions(source: Source, cfg: ImageConfig) -> range:
+    """The positions in `source`'s listing order (a folder's files, or Parquet rows) of the
+    images of `cfg`'s shard (see ImageConfig: image i is shard ``i % num_shards``'s).
+
+    Raises:
+        ConfigError: More shards than images.
+    """
+    return sharding.positions(len(source), cfg.num_shards, cfg.shard_index, str(source.root))
 
 
 def resolve_source(source: str | os.PathLike[str] | Source) -> Source:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from feedbench.datasets.parquet import ParquetShards
-from feedbench.pipelines.core import checks
+from feedbench.pipelines.core import checks, sharding
 from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
@@ -36,6 +36,7 @@ from feedbench.vision._common import (
     header_size,
     looks_like_image,
     resolve_source,
+    shard_positions,
 )
 
 tf = import_tensorflow()
@@ -79,13 +80,16 @@ def _chunk_problems(paths: list[str]) -> list[str | None]:
 
 
 def _checked_samples(source: Source, cfg: ImageConfig) -> tuple[list[tuple[str, int]], int]:
-    """The folder's (path, label) pairs whose files look like images, and how many did not.
+    """The (path, label) pairs of the folder's shard (all its files for one shard) whose
+    files look like images, and how many did not; only the shard's files are read.
 
     Raises:
         DatasetError: A bad file under "raise" (the first in file order, named); no good
             file at all under "skip".
     """
-    paths = [path for path, _ in source.samples]
+    positions = shard_positions(source, cfg)
+    samples = source.samples[positions.start : positions.stop : positions.step]
+    paths = [path for path, _ in samples]
     chunks = [paths[i : i + _CHECK_CHUNK] for i in range(0, len(paths), _CHECK_CHUNK)]
     with ThreadPoolExecutor(max_workers=min(_CHECK_THREADS, len(chunks))) as pool:
         problems = [problem for chunk in pool.map(_chunk_problems, chunks) for problem in chunk]
@@ -96,15 +100,18 @@ def _checked_samples(source: Source, cfg: ImageConfig) -> tuple[list[tuple[str, 
         raise DatasetError(f"{path}: {problem}{more}")
     for path, problem in bad:
         log.warning("skipped %s: %s", path, problem)
-    good = [sample for sample, problem in zip(source.samples, problems) if not problem]
+    good = [sample for sample, problem in zip(samples, problems) if not problem]
     if not good:
-        raise DatasetError(f"{source.root}: none of its {len(paths)} image files can be read")
+        where = sharding.part(cfg.num_shards, cfg.shard_index)
+        raise DatasetError(f"{source.root}: none of its {len(paths)} image files{where} can be read")
     return good, len(bad)
 
 
 def _files(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, int]:
-    """(path, label, name) elements of an ImageFolder, in torchvision's order (the name is the
-    path); and the skip count."""
+    """(path, label, name) elements of an ImageFolder's shard, in torchvision's order (the
+    name is the path); and the skip count. The shard is taken from the file list, before
+    the dataset is made: ``Dataset.shard`` on the whole list gives the same elements, but
+    would check every file of the folder."""
     samples, skipped = _checked_samples(source, cfg)
     # As bytes: a file name need not be UTF-8 (os.fsencode gives its bytes back).
     paths = tf.constant([os.fsencode(path) for path, _ in samples], tf.string)
@@ -114,13 +121,21 @@ def _files(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, int]:
 
 class _RowReader:
     """Yields (encoded image, label) of Parquet shards row group by row group, checking the
-    bytes of each row; counts the rows it skips ("skip") or raises naming them ("raise")."""
+    bytes of each row; counts the rows it skips ("skip") or raises naming them ("raise").
+
+    Only the rows of the pipeline's shard (``num_shards``, ``shard_index``: dataset row i
+    where ``i % num_shards == shard_index``) are read, checked and yielded. The shard is
+    taken here, by row number, rather than by ``Dataset.shard`` after the reader: the row
+    groups come in a shuffled order and bad rows are left out, so an element's position
+    there is not its row.
+    """
 
     def __init__(self, source: Source, cfg: ImageConfig) -> None:
         shards = source.shards()
         columns = ["image", "label"] + (["path"] if "path" in shards.schema.names else [])  # names rows
         self.shards = ParquetShards(source.root, columns=columns)
         self.cfg = cfg
+        shard_positions(source, cfg)  # more shards than rows: an error now, not an empty epoch
         self._problems: dict[str, int] = {}  # reason -> rows; each bad row counted once in any epoch
         self._shard_start: dict[Any, int] = {}  # the dataset row where each shard begins
         for group in self.shards.groups:
@@ -140,6 +155,11 @@ class _RowReader:
             self._problems[reason] = count
             log.warning("skipped %s", reason)
 
+    def _offsets(self, k: int) -> range:
+        """The offsets in row group `k` of the shard's rows."""
+        group, n = self.shards.groups[k], self.cfg.num_shards
+        return range((self.cfg.shard_index - group.start) % n, group.rows, n)
+
     def __call__(self, seed: int) -> Iterator[tuple[bytes, int, str]]:
         """(bytes, label, name) of each good row; under "raise", the first bad row (or row
         group) as (b"", 0, "<NUL>name: problem"), which does not decode and which _Failures names
@@ -148,16 +168,22 @@ class _RowReader:
         groups = len(self.shards.groups)
         order = np.random.default_rng(int(seed) % 2**64).permutation(groups) if self.cfg.shuffle else range(groups)
         for k in order:
+            offsets = self._offsets(int(k))
+            if not offsets:
+                continue
             try:
-                table = self.shards.read_group(int(k)).to_pydict()
+                table = self.shards.read_group(int(k))
             except DatasetError as exc:
                 if self.cfg.on_error == "raise":
                     yield b"", 0, f"\0{exc}"
                     return
-                self._skip(self.shards.groups[k].rows, str(exc))
+                self._skip(len(offsets), str(exc))
                 continue
+            if len(offsets) < table.num_rows:
+                table = table.take(list(offsets))
+            table = table.to_pydict()
             paths = table.get("path") or [None] * len(table["label"])
-            for offset, (data, label, path) in enumerate(zip(table["image"], table["label"], paths)):
+            for offset, data, label, path in zip(offsets, table["image"], table["label"], paths):
                 problem = looks_like_image(data or b"")
                 if problem is None and label is None:
                     problem = "no label"
@@ -186,16 +212,22 @@ def _rows(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, Callable[[
     return seeds.take(1).flat_map(rows), lambda: reader.skipped
 
 
-def _examples(builder: Any) -> tf.data.Dataset:
-    """(encoded image, label, name) elements of a TFDS builder's "train" split, not decoded;
-    the name is the example's ``tfds_id`` where the builder gives one, else the dataset's."""
+def _examples(builder: Any, cfg: ImageConfig) -> tf.data.Dataset:
+    """(encoded image, label, name) elements of the shard of a TFDS builder's "train" split,
+    not decoded; the name is the example's ``tfds_id`` where the builder gives one, else the
+    dataset's. The shard is ``Dataset.shard`` of the examples in TFDS's order (files not
+    shuffled), right after they are listed."""
     tfds = import_tfds()
     features = builder.info.features
     missing = {"image", "label"} - set(features.keys())
     if missing:
         raise DatasetError(f"TFDS dataset {builder.name}: no feature(s) {', '.join(sorted(missing))}")
+    count = builder.info.splits[_TFDS_SPLIT].num_examples
+    sharding.positions(count, cfg.num_shards, cfg.shard_index, f"TFDS dataset {builder.name}")
     examples = builder.as_dataset(split=_TFDS_SPLIT, shuffle_files=False,
                                   decoders={"image": tfds.decode.SkipDecoding()})
+    if cfg.num_shards > 1:
+        examples = examples.shard(cfg.num_shards, cfg.shard_index)
     name = f"TFDS dataset {builder.name} example"
 
     def element(example: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -471,13 +503,13 @@ def build_tf_prefix(source: str | os.PathLike[str] | Source | Any, cfg: ImageCon
 def _pipeline(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig, through: str | None) -> tf.data.Dataset:
     classes = None
     if hasattr(source, "as_dataset"):  # a TFDS DatasetBuilder
-        kind, elements, skipped = "tfds", _examples(source), 0
+        kind, elements, skipped = "tfds", _examples(source, cfg), 0
     else:
         resolved = resolve_source(source)
         kind, classes = resolved.kind, resolved.classes
         elements, skipped = _files(resolved, cfg) if kind == "folder" else _rows(resolved, cfg)
-    # Paths are shuffled whole (they are small); encoded images through a buffer of batches.
-    buffer = len(resolved.samples) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
+    # Paths are shuffled whole (they are small: the shard's); encoded images through a buffer of batches.
+    buffer = len(shard_positions(resolved, cfg)) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
     images, failures = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder", through=through)
     dataset, threads = private_threads(_finish(images, cfg), cfg.workers, cfg.prefetch)
     checked = skipped if callable(skipped) else (lambda: skipped)
@@ -503,6 +535,8 @@ def tf_dataset(
     output: str = "float",
     drop_last: bool | None = None,
     on_error: str = "raise",
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> tf.data.Dataset:
     """An ImageNet-style image tf.data.Dataset: the TensorFlow half of a mirrored pair.
 
@@ -561,16 +595,29 @@ def tf_dataset(
         output: "float" or "uint8".
         drop_last: Drop the last short batch; None: when training.
         on_error: "raise" or "skip" for images that cannot be read or decoded.
+        num_shards: Shards the source's images are dealt into; 1: the whole source.
+        shard_index: The shard read, 0 to num_shards - 1: the images i of the source's
+            listing order (files in torchvision's order, Parquet rows in order, TFDS
+            examples in TFDS's order) with ``i % num_shards == shard_index``, the same every
+            epoch; the shuffle shuffles within the shard, and an epoch is one pass over it.
+            ``tf.data.Dataset.shard(num_shards, shard_index)`` semantics, before the
+            shuffle, on both sides, so that :func:`feedbench.vision.torch_loader`'s shard k
+            holds the same images (torch takes the subset of indices, not a
+            ``DistributedSampler``, which re-deals every epoch and pads). Folders and
+            Parquet rows are sharded by their position in the source (before the bad ones
+            are dropped, so a bad image is its own shard's), TFDS examples by
+            ``Dataset.shard`` right after they are listed.
 
     Returns:
         A re-iterable tf.data.Dataset; each iteration is the next epoch.
 
     Raises:
-        ConfigError: A keyword out of range.
+        ConfigError: A keyword out of range; more shards than images.
         DatasetError: The source is missing or empty, or holds a bad file ("raise").
     """
     cfg = ImageConfig(
         train=train, batch_size=batch_size, workers=workers, prefetch=prefetch, shuffle=shuffle, seed=seed,
-        image_size=image_size, output=output, drop_last=drop_last, on_error=on_error,
+        image_size=image_size, output=output, drop_last=drop_last, on_error=on_error, num_shards=num_shards,
+        shard_index=shard_index,
     )
     return build_tf_dataset(source, cfg)

@@ -33,6 +33,7 @@ from feedbench.vision._common import (
     looks_like_image,
     random_resized_crop,
     resolve_source,
+    shard_positions,
 )
 
 log = logging.getLogger(__name__)
@@ -134,32 +135,44 @@ def transform(image: torch.Tensor, cfg: ImageConfig, u: np.ndarray) -> torch.Ten
 
 
 class _EpochSampler(torch.utils.data.Sampler):
-    """Yields (epoch, index) keys; each pass over it is the next epoch.
+    """Yields (epoch, index) keys of the shard's samples; each pass over it is the next epoch.
 
-    With `shuffle`, the order is a permutation drawn from (seed, epoch): reproducible for a
+    The shard (``num_shards``, ``shard_index``) is a fixed subset of the source's indices,
+    every ``num_shards``-th from ``shard_index`` (tf.data's ``Dataset.shard`` before the
+    shuffle; not a DistributedSampler, which re-deals each epoch and pads). With `shuffle`,
+    the order is a permutation of the shard drawn from (seed, epoch): reproducible for a
     seed whatever the number of workers. Parquet rows are shuffled in blocks (row groups
-    in random order, rows shuffled within each), so a batch reads one or two row groups.
+    in random order, the shard's rows shuffled within each), so a batch reads one or two
+    row groups.
     """
 
     def __init__(self, source: Source, cfg: ImageConfig) -> None:
-        self.n, self.shuffle, self.seed = len(source), cfg.shuffle, cfg.seed
-        self.groups = [(g.start, g.rows) for g in source.shards().groups] if source.kind == "parquet" else None
+        self.positions = shard_positions(source, cfg)
+        self.shuffle, self.seed = cfg.shuffle, cfg.seed
+        self.groups = None
+        if source.kind == "parquet":  # each row group's rows of the shard
+            n, k = cfg.num_shards, cfg.shard_index
+            self.groups = [range(g.start + (k - g.start) % n, g.start + g.rows, n) for g in source.shards().groups]
         self.epoch = 0
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.positions)
 
     def _order(self, rng: np.random.Generator) -> np.ndarray:
         if self.groups is None:
-            return rng.permutation(self.n)
-        blocks = [start + rng.permutation(rows) for start, rows in self.groups]
+            return _indices(self.positions)[rng.permutation(len(self.positions))]
+        blocks = [_indices(rows)[rng.permutation(len(rows))] for rows in self.groups]
         return np.concatenate([blocks[k] for k in rng.permutation(len(blocks))])
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch, self.epoch = self.epoch, self.epoch + 1
-        order = self._order(np.random.default_rng([self.seed, epoch])) if self.shuffle else range(self.n)
+        order = self._order(np.random.default_rng([self.seed, epoch])) if self.shuffle else self.positions
         for index in order:
             yield epoch, int(index)
+
+
+def _indices(positions: range) -> np.ndarray:
+    return np.arange(positions.start, positions.stop, positions.step)
 
 
 def _collate(
@@ -259,6 +272,8 @@ def torch_loader(
     output: str = "float",
     drop_last: bool | None = None,
     on_error: str = "raise",
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> ImageLoader:
     """An ImageNet-style image DataLoader: the torch half of a mirrored pair.
 
@@ -287,14 +302,23 @@ def torch_loader(
         output: "float" or "uint8".
         drop_last: Drop the last short batch; None: when training.
         on_error: "raise" or "skip" for images that cannot be read or decoded.
+        num_shards: Shards the source's images are dealt into; 1: the whole source.
+        shard_index: The shard read, 0 to num_shards - 1: the images i of the source's
+            listing order (files in torchvision's order, Parquet rows in order) with
+            ``i % num_shards == shard_index``, the same every epoch; the shuffle shuffles
+            within the shard, and an epoch is one pass over it. A subset of indices with
+            ``tf.data.Dataset.shard`` semantics (before the shuffle), so that
+            :func:`feedbench.vision.tf_dataset`'s shard k holds the same images; not a
+            ``DistributedSampler`` (which re-deals every epoch and pads).
 
     Raises:
-        ConfigError: A keyword out of range.
+        ConfigError: A keyword out of range; more shards than images.
         DatasetError: The source is missing or empty; in iteration, a bad image ("raise").
     """
     cfg = ImageConfig(
         train=train, batch_size=batch_size, workers=workers, prefetch=prefetch, shuffle=shuffle, seed=seed,
-        image_size=image_size, output=output, drop_last=drop_last, on_error=on_error,
+        image_size=image_size, output=output, drop_last=drop_last, on_error=on_error, num_shards=num_shards,
+        shard_index=shard_index,
     )
     return build_torch_loader(source, cfg)
 
