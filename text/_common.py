@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from feedbench.pipelines.core import sharding
+from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.files import cache_dir, write_text_atomically
 from feedbench.pipelines.core.stats import LoaderStats, batches_ahead
 from feedbench.text import _records
@@ -44,14 +46,16 @@ SAMPLE_STAGES = ("read", "tokenize", "encode")
 
 @dataclass(frozen=True)
 class Prepared:
-    """A checked corpus with what the pipelines need to batch it.
+    """A checked corpus (the pipeline's shard of it) with what the pipelines need to batch it.
 
     Attributes:
-        corpus: The valid documents and their labels.
-        vocab: The vocabulary (given, loaded, or built from the corpus).
+        corpus: The valid documents of the shard and their labels (all of them for one shard).
+        vocab: The vocabulary (given, loaded, or built from the whole source).
         lengths: Tokens of each document before truncation.
         truncated: Documents longer than ``max_len`` (each counted once).
         boundaries: Length bucket boundaries (see :func:`bucket_boundaries`).
+        num_classes: The largest label of the whole source plus one: what a classifier of
+            it must predict (the same in every shard).
     """
 
     corpus: Corpus
@@ -59,15 +63,11 @@ class Prepared:
     lengths: np.ndarray
     truncated: int
     boundaries: tuple[int, ...]
+    num_classes: int
 
     @property
     def skipped(self) -> int:
         return self.corpus.skipped
-
-    @property
-    def num_classes(self) -> int:
-        """The largest label plus one: what a classifier of this corpus must predict."""
-        return max(self.corpus.labels, default=-1) + 1
 
     def stats(self, cfg: TextConfig) -> LoaderStats:
         """What a loader of this corpus under `cfg` reports to the consumer loop."""
@@ -154,15 +154,46 @@ def _store(path: Any, data: dict[str, Any]) -> None:
 
 
 def prepare(corpus: Corpus, cfg: TextConfig) -> Prepared:
-    """The vocabulary, token counts and buckets of a checked corpus under `cfg`."""
+    """The vocabulary, token counts and buckets of a checked corpus under `cfg`, for the
+    documents of `cfg`'s shard (see TextConfig): the vocabulary, the tokenizing pass (and
+    its cache) and the number of classes are the whole corpus's, the same in every shard.
+
+    Raises:
+        ConfigError: More shards than records.
+        DatasetError: No usable document in the shard (all its records bad, "skip").
+    """
     lengths, counts = _count(corpus, cfg)
     if cfg.vocab is None:
         vocab = Vocab.from_counts(counts, tokenizer_name=cfg.tokenizer, lowercase=cfg.lowercase,
                                   min_freq=cfg.min_freq, max_size=cfg.max_size)
     else:
         vocab = resolve_vocab(cfg.vocab, cfg.tokenizer, cfg.lowercase)
+    num_classes = max(corpus.labels, default=-1) + 1
+    corpus, lengths = _shard(corpus, lengths, cfg)
     truncated = int((lengths > cfg.max_len).sum())
-    return Prepared(corpus, vocab, lengths, truncated, bucket_boundaries(cfg.max_len))
+    return Prepared(corpus, vocab, lengths, truncated, bucket_boundaries(cfg.max_len), num_classes)
+
+
+def _shard(corpus: Corpus, lengths: np.ndarray, cfg: TextConfig) -> tuple[Corpus, np.ndarray]:
+    """The documents of `cfg`'s shard and their token counts: those whose position among
+    the source's records (bad ones included) is ``shard_index`` modulo ``num_shards``, in
+    source order; the shard's bad records and their problems (``on_error="skip"``) with them."""
+    if cfg.num_shards == 1:
+        return corpus, lengths
+    records = len(corpus) + corpus.skipped  # every record is a document or a problem
+    sharding.positions(records, cfg.num_shards, cfg.shard_index, corpus.origin)
+    positions = np.arange(len(corpus)) if corpus.positions is None else np.asarray(corpus.positions, np.int64)
+    keep = np.flatnonzero(positions % cfg.num_shards == cfg.shard_index)
+    bad = np.ones(records, dtype=bool)
+    bad[positions] = False
+    problems = [problem for problem, position in zip(corpus.problems, np.flatnonzero(bad))
+                if position % cfg.num_shards == cfg.shard_index]
+    if not len(keep):
+        raise DatasetError(f"{corpus.origin}: no usable document{sharding.part(cfg.num_shards, cfg.shard_index)} "
+                           f"({len(problems)} bad record(s); the first: {problems[0]})")
+    shard = Corpus(tuple(corpus.texts[i] for i in keep), tuple(corpus.labels[i] for i in keep), corpus.origin,
+                   len(problems), tuple(problems), tuple(int(p) for p in positions[keep]))
+    return shard, lengths[keep]
 
 
 def prepare_source(source: Any, cfg: TextConfig) -> Prepared:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from feedbench.pipelines.core import checks
+from feedbench.pipelines.core import checks, sharding
 from feedbench.pipelines.core.checks import ON_ERROR
 from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.core.machine import default_workers
@@ -42,6 +42,22 @@ class TextConfig:
             "skip" (dropped and counted).
         min_freq: When building the vocabulary: fewest occurrences a token needs.
         max_size: When building the vocabulary: most ids, the two special ones included.
+        num_shards: Shards the source's records are dealt into (1: the whole source).
+        shard_index: The shard this pipeline reads, 0 to num_shards - 1.
+
+    Sharding (:mod:`feedbench.pipelines.core.sharding`) is static and the same in both
+    frameworks: the records of the source in its listing order (JSONL lines holding a
+    record, Parquet rows in file and row order, TFDS examples in TFDS's order), before any
+    shuffle, are dealt round-robin, record i to shard ``i % num_shards``; the pipeline reads
+    only its shard's documents, shuffles (and buckets) within it each epoch, and an epoch is
+    one pass over it. These are ``tf.data.Dataset.shard(num_shards, shard_index)``
+    semantics, applied before the shuffle on both sides (torch takes the subset of
+    indices), so that both frameworks' shard k hold the same documents; unlike torch's
+    ``DistributedSampler``, nothing is re-dealt each epoch or padded. Every record of the
+    source is still read and checked when a pipeline is built, and the vocabulary and the
+    number of classes are the whole source's, the same in every shard: under "raise" a bad
+    record anywhere fails every shard; under "skip" each shard counts its own. More shards
+    than records is a ConfigError.
     """
 
     tokenizer: str = "spacy"
@@ -58,6 +74,8 @@ class TextConfig:
     on_error: str = "raise"
     min_freq: int = 1
     max_size: int | None = None
+    num_shards: int = 1
+    shard_index: int = 0
 
     def __post_init__(self) -> None:
         if self.workers is None:
@@ -83,6 +101,7 @@ class TextConfig:
         checks.seed(self.seed)
         for name in ("lowercase", "shuffle", "bucket", "drop_last"):
             checks.boolean(name, getattr(self, name))
+        sharding.check(self.num_shards, self.shard_index)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain values (a Vocab is described, not listed)."""

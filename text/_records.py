@@ -36,6 +36,9 @@ class Corpus:
         origin: Where they came from, for messages.
         skipped: Records dropped as bad (``on_error="skip"``), each counted once.
         problems: Why, one line per dropped record (file and line or row first).
+        positions: Each document's position among the source's records (bad ones
+            included, blank JSONL lines not): what sharding deals by. None: the records
+            0, 1, ... in order, none dropped.
     """
 
     texts: tuple[str, ...]
@@ -43,6 +46,7 @@ class Corpus:
     origin: str
     skipped: int = 0
     problems: tuple[str, ...] = ()
+    positions: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -82,7 +86,8 @@ def _collect(items: Iterable[tuple[str, Any, Any, str | None]], origin: str, on_
     texts: list[str] = []
     labels: list[int] = []
     problems: list[str] = []
-    for where, text, label, problem in items:
+    positions: list[int] = []
+    for position, (where, text, label, problem) in enumerate(items):
         problem = problem or _record_problem(text, label)
         if problem is not None:
             if on_error == "raise":
@@ -91,12 +96,13 @@ def _collect(items: Iterable[tuple[str, Any, Any, str | None]], origin: str, on_
             continue
         texts.append(text.decode("utf-8") if isinstance(text, bytes) else text)
         labels.append(label)
+        positions.append(position)
     if problems:
         log.warning("skipped %d bad record(s) of %s; the first: %s", len(problems), origin, problems[0])
     if not texts:
         first = f"; the first: {problems[0]}" if problems else ""
         raise DatasetError(f"{origin}: no usable document ({len(problems)} bad record(s){first})")
-    return Corpus(tuple(texts), tuple(labels), origin, len(problems), tuple(problems))
+    return Corpus(tuple(texts), tuple(labels), origin, len(problems), tuple(problems), tuple(positions))
 
 
 def from_records(records: Iterable[tuple[str, Any, Any]], origin: str, on_error: str) -> Corpus:

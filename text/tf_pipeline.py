@@ -186,7 +186,10 @@ def _prepare(source: Any, cfg: TextConfig) -> Prepared:
 
 
 def _documents(prepared: Prepared, cfg: TextConfig) -> tf.data.Dataset:
-    """(text, label) elements in source order, reshuffled every epoch with `shuffle`."""
+    """(text, label) elements of the shard in source order, reshuffled every epoch with
+    `shuffle`. The shard was taken from the checked documents (_common.prepare): the
+    elements ``Dataset.shard`` of the source's records would give, without holding the
+    other shards' strings in this process."""
     texts = tf.constant(list(prepared.corpus.texts), tf.string)
     labels = tf.constant(list(prepared.corpus.labels), tf.int64)
     documents = tf.data.Dataset.from_tensor_slices((texts, labels))
@@ -277,6 +280,8 @@ def tf_dataset(
     on_error: str = "raise",
     min_freq: int = 1,
     max_size: int | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> tf.data.Dataset:
     """A text classification tf.data.Dataset: the TensorFlow half of a mirrored pair.
 
@@ -343,13 +348,26 @@ def tf_dataset(
         on_error: "raise" or "skip" (dropped and counted) for bad records.
         min_freq: When building the vocabulary: fewest occurrences a token needs.
         max_size: When building the vocabulary: most ids, the two special ones included.
+        num_shards: Shards the source's records are dealt into; 1: the whole source.
+        shard_index: The shard read, 0 to num_shards - 1: the records i of the source's
+            listing order (JSONL records, Parquet rows in file and row order, TFDS
+            examples in TFDS's order) with ``i % num_shards == shard_index``, the same
+            every epoch; the shuffle (and the bucketing) works within the shard, and an
+            epoch is one pass over it. ``tf.data.Dataset.shard`` semantics (before the
+            shuffle) on both sides, so that :func:`feedbench.text.torch_loader`'s shard k
+            holds the same documents: the shard is taken from the checked documents before
+            the dataset is made, the elements ``Dataset.shard`` would give (torch takes the
+            subset of indices, not a ``DistributedSampler``, which re-deals every epoch and
+            pads). The vocabulary and the number of classes are the whole source's, the
+            same in every shard; every record is still checked ("raise" fails every shard
+            on a bad record; "skip" counts each shard's own).
 
     Returns:
         A re-iterable tf.data.Dataset; each iteration is the next epoch.
 
     Raises:
-        ConfigError: A keyword out of range, or a vocabulary built with another tokenizer
-            or lowercasing.
+        ConfigError: A keyword out of range, a vocabulary built with another tokenizer
+            or lowercasing, or more shards than records.
         DatasetError: The source is missing or holds no usable document; a bad record
             ("raise", naming its file and line, row or TFDS example); an unreadable
             vocabulary file; a TFDS source without text and label.
@@ -359,6 +377,6 @@ def tf_dataset(
     cfg = TextConfig(
         tokenizer=tokenizer, vocab=vocab, max_len=max_len, lowercase=lowercase, batch_size=batch_size,
         workers=workers, shuffle=shuffle, bucket=bucket, seed=seed, prefetch=prefetch, drop_last=drop_last,
-        on_error=on_error, min_freq=min_freq, max_size=max_size,
+        on_error=on_error, min_freq=min_freq, max_size=max_size, num_shards=num_shards, shard_index=shard_index,
     )
     return build_tf_dataset(source, cfg)

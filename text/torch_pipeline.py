@@ -33,7 +33,9 @@ WORKER_MODULES = ("torch", "numpy", __name__)
 
 
 class _Documents(torch.utils.data.Dataset):
-    """Map-style dataset of the checked documents: index -> (token ids, label).
+    """Map-style dataset of the checked documents of the shard: index -> (token ids, label).
+    The shard is the subset of the source's indices that _common.prepare took (records
+    ``shard_index``, ``shard_index + num_shards``, ...), so that each worker holds only it.
 
     Tokenizing happens here, in the worker: text -> tokens (the named tokenizer, lowercased
     if asked) -> ids (the vocabulary) -> the first `max_len` of them. A sample is one compact
@@ -213,6 +215,8 @@ def torch_loader(
     on_error: str = "raise",
     min_freq: int = 1,
     max_size: int | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> TextLoader:
     """A text classification DataLoader: the torch half of a mirrored pair.
 
@@ -255,10 +259,21 @@ def torch_loader(
         on_error: "raise" or "skip" (dropped and counted in ``skipped``) for bad records.
         min_freq: When building the vocabulary: fewest occurrences a token needs.
         max_size: When building the vocabulary: most ids, the two special ones included.
+        num_shards: Shards the source's records are dealt into; 1: the whole source.
+        shard_index: The shard read, 0 to num_shards - 1: the records i of the source's
+            listing order (JSONL records, Parquet rows in file and row order) with
+            ``i % num_shards == shard_index``, the same every epoch; the shuffle (and the
+            bucketing) works within the shard, and an epoch is one pass over it.
+            ``tf.data.Dataset.shard`` semantics (before the shuffle) on both sides, so that
+            :func:`feedbench.text.tf_dataset`'s shard k holds the same documents: a subset
+            of the documents' indices, not a ``DistributedSampler`` (which re-deals every
+            epoch and pads). The vocabulary and the number of classes are the whole
+            source's, the same in every shard; every record is still checked ("raise"
+            fails every shard on a bad record; "skip" counts each shard's own).
 
     Raises:
-        ConfigError: A keyword out of range, or a vocabulary built with another tokenizer
-            or lowercasing.
+        ConfigError: A keyword out of range, a vocabulary built with another tokenizer
+            or lowercasing, or more shards than records.
         DatasetError: The source is missing or holds no usable document; a bad record
             ("raise", naming its file and line or row); an unreadable vocabulary file.
         MissingDependencyError: The tokenizer's package (spaCy, NLTK) is not installed.
@@ -266,6 +281,6 @@ def torch_loader(
     cfg = TextConfig(
         tokenizer=tokenizer, vocab=vocab, max_len=max_len, lowercase=lowercase, batch_size=batch_size,
         workers=workers, shuffle=shuffle, bucket=bucket, seed=seed, prefetch=prefetch, drop_last=drop_last,
-        on_error=on_error, min_freq=min_freq, max_size=max_size,
+        on_error=on_error, min_freq=min_freq, max_size=max_size, num_shards=num_shards, shard_index=shard_index,
     )
     return build_torch_loader(source, cfg)
