@@ -16,6 +16,8 @@ from feedbench.pipelines.loop.config import add_options, from_options
 
 # Pipeline options that have a flag of their own; any other goes through --option KEY=VALUE.
 FLAGS = {"batch_size": "--batch-size", "tokenizer": "--tokenizer"}
+# Options whose check reads another option (shard_index < num_shards): checked with it, after it.
+CHECKED_WITH = {"shard_index": ("num_shards",)}
 
 
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -65,9 +67,10 @@ def settings_from_args(args: argparse.Namespace, frameworks: Sequence[str]) -> S
     settings = Settings(task=args.task, data=args.data, measure=from_options(vars(args)), options=options)
     for framework in frameworks:
         registry.make_config(settings.task, framework, {"workers": 0})  # the framework itself first
-        for name, value in options.items():
+        for name, value in sorted(options.items(), key=lambda item: item[0] in CHECKED_WITH):
+            read = {other: options[other] for other in CHECKED_WITH.get(name, ()) if other in options}
             try:
-                registry.make_config(settings.task, framework, {name: value, "workers": 0})
+                registry.make_config(settings.task, framework, {**read, name: value, "workers": 0})
             except ConfigError as exc:
                 raise ConfigError(f"{FLAGS.get(name, '--option ' + name)} {value}: {exc}") from None
     settings.check_frameworks(frameworks)
