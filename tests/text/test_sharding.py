@@ -73,7 +73,8 @@ def test_a_bad_record_is_its_own_shards_when_skipping(tmp_path):
         got = [_read(framework, source, on_error="skip", shuffle=False, num_shards=2, shard_index=k)
                for k in range(2)]
         assert [stats_of(loader).skipped for loader, _ in got] == [1, 1]
-        # shard 0: records 0, 2, 6, 8 (good 0, 1, 4, 6) and the bad 4; shard 1: 3, 5, 7, 9 (good 2, 3, 5, 7) and the bad 1
+        # shard 0: records 0, 2, 6, 8 (good 0, 1, 4, 6) and the bad 4;
+        # shard 1: records 3, 5, 7, 9 (good 2, 3, 5, 7) and the bad 1
         assert [label for _, label in got[0][1]] == [0, 1, 0, 0] and [label for _, label in got[1][1]] == [0, 1, 1, 1]
     lonely = write_jsonl(tmp_path / "d.jsonl", [good[0], "not json", good[1], '{"text": " ", "label": 1}'])
     with pytest.raises(DatasetError) as info:  # shard 1 has records, none of them usable
