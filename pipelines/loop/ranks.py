@@ -33,8 +33,9 @@ from feedbench.pipelines.loop.sampler import cpu_busy_seconds
 
 log = logging.getLogger(__name__)
 
-WATCH_S = 0.1  # the parent's sampling interval (RSS and CPU times)
-PSS_EVERY = 10  # samples between two PSS sweeps of the whole tree (about 9 ms a process)
+WATCH_S = 0.25  # the parent's sampling interval (RSS and CPU times: 0.03 ms a process)
+LIST_EVERY = 4  # samples between two listings of the trees (a scan of /proc, about 1 ms)
+PSS_EVERY = 8  # samples between two PSS sweeps of the whole tree (about 9 ms a process)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ def _rank_child(payload: tuple[RunSpec, Any, float], conn: Any) -> None:
 @dataclass
 class _Watch:
     """The parent's view of the ranks' trees: peak memory, and per sample (time, CPU time of the
-    budget's CPUs, CPU time of the trees) for the contention of the common window."""
+    budget's CPUs, CPU time of the trees and of this process, whose watch is part of the run)
+    for the contention of the common window."""
 
     pids: Sequence[int]
     cpu_ids: Sequence[int]
@@ -104,10 +106,14 @@ class _Watch:
     peak_pss: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _cpu: dict[int, float] = field(default_factory=dict)
+    _processes: list[psutil.Process] = field(default_factory=list)
+    _own: int = field(default_factory=os.getpid)
 
     def run(self) -> None:
         count = 0
         while not self._stop.wait(WATCH_S):
+            if count % LIST_EVERY == 0:
+                self._processes = [psutil.Process(), *self._tree()]  # this process: the watch is part of the run
             self._sample(pss=count % PSS_EVERY == 0)
             count += 1
 
@@ -126,11 +132,13 @@ class _Watch:
 
     def _sample(self, *, pss: bool) -> None:
         rss = pss_total = 0
-        for process in self._tree():
+        for process in self._processes:
             try:
                 with process.oneshot():
                     times = process.cpu_times()
                     self._cpu[process.pid] = times.user + times.system
+                    if process.pid == self._own:
+                        continue  # its CPU time is the run's; its memory is not the pipelines'
                     rss += process.memory_info().rss
                 if pss:
                     pss_total += process.memory_full_info().pss

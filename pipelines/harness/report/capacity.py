@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.core.files import write_atomically, write_text_atomically
-from feedbench.pipelines.harness.capacity import CAPACITY_JSON, Capacity, Point
+from feedbench.pipelines.harness.capacity_search import CAPACITY_JSON, Capacity, Point
 from feedbench.pipelines.harness.report.table import fmt_bytes
 
 CAPACITY_PNG, CAPACITY_MD = "capacity.png", "capacity.md"
@@ -141,9 +142,24 @@ def markdown(header: Mapping[str, Any], found: Mapping[str, Capacity], command: 
 
 
 def write_all(out: Path, header: Mapping[str, Any], found: Mapping[str, Capacity], command: str) -> list[Path]:
-    title = (f"{header['settings']['task']} on {header['settings']['cpus']} CPU(s): emulated "
-             f"{header['plan']['accelerator']['name']}")
+    accelerator = header["plan"]["accelerator"]
+    title = (f"{header['settings']['task']} on {header['settings']['cpus']} CPU(s): emulated {accelerator['name']} "
+             f"(batch {accelerator['batch_size']} in {accelerator['step_s'] * 1e3:g} ms)")
     png = draw(out, {f: one.points for f, one in found.items()}, header["plan"]["target_au"], title)
     md = out / CAPACITY_MD
     write_text_atomically(md, markdown(header, found, command) + "\n")
     return [png, md]
+
+
+def redraw(out: Path) -> list[Path]:
+    """capacity.png and capacity.md again from capacity.json (the scores read again from its points)."""
+    data = read_record(out)
+    if data is None:
+        raise ConfigError(f"{out / CAPACITY_JSON}: no such file")
+    found = {}
+    for framework, points in data["points"].items():
+        saved = data.get("capacity", {}).get(framework, {})
+        score = saved.get("score")
+        found[framework] = Capacity(math.nan if score is None else score, tuple(Point.from_dict(p) for p in points),
+                                    saved.get("predicted"), saved.get("reason", "not finished"))
+    return write_all(out, data, found, data.get("command", ""))
