@@ -19,7 +19,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser("report", help="redraw the table, plots and report.md from saved results",
                                  description="Reads DIR/results.json (made by compare, sweep or demo) and draws "
                                  "the table, DIR/throughput.png, DIR/memory.png and DIR/report.md again; or "
-                                 "DIR/stages.json (made by explain) and draws its plots and explain.md again.")
+                                 "DIR/stages.json (made by explain) and draws its plots and explain.md again; or "
+                                 "DIR/capacity.json (made by capacity) and draws capacity.png and capacity.md again.")
     report.add_argument("out", metavar="DIR", help="a folder of results")
     one_line_errors(report)
     report.set_defaults(run=_run)
@@ -60,9 +61,12 @@ def printed_if_unwritten(lines: Sequence[str] = (),
 
 
 def _run(args: argparse.Namespace) -> list[str]:
-    from feedbench.pipelines.harness.report import explain
+    from feedbench.pipelines.harness.report import capacity, explain
 
     folder = Path(args.out)
+    if (folder / capacity.CAPACITY_JSON).is_file() and not (folder / RESULTS_JSON).exists():
+        paths = capacity.redraw(folder)
+        return [f"capacity: {paths[-1]}", f"plot: {paths[0]}"]
     if (folder / explain.STAGES_JSON).is_file() and not (folder / RESULTS_JSON).exists():
         paths = explain.redraw(folder)
         return [f"explanation: {paths[-1]}", f"plots: {', '.join(str(p) for p in paths if p.suffix == '.png')}"]
