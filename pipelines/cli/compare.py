@@ -43,6 +43,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--retry-contended", action="store_true",
                          help="measure again a run that shared its CPUs with other processes (contention above "
                          "0.05), up to 3 runs in all; with --resume, saved ones too")
+    compare.add_argument("--capacity", metavar="ACCELERATOR",
+                         help="also search how many emulated accelerators of this profile (h100-resnet50, "
+                         "a100-resnet50, h100-unet3d, or step=224ms,batch=400) each framework feeds on these CPUs "
+                         "(feedbench capacity, into DIR/capacity; its window: --seconds, default 10), shown in the "
+                         "report side by side")
     one_line_errors(compare)
     compare.set_defaults(run=_run)
 
@@ -103,7 +108,45 @@ def _run(args: argparse.Namespace) -> list[str]:
     settings = settings_from_args(args, task_frameworks)
     workers = [parse_workers(w) for w in parse_list(args.workers, "--workers")] or default_worker_counts(settings.cpus)
     check_retry(args)
-    return compare(settings, task_frameworks, workers, Path(args.out), resume=args.resume,
-                   retry_failed=args.retry_failed, retry_contended=args.retry_contended)
+    sized = capacity_settings(settings, args.capacity) if args.capacity else None
+    lines = compare(settings, task_frameworks, workers, Path(args.out), resume=args.resume,
+                    retry_failed=args.retry_failed, retry_contended=args.retry_contended)
+    if sized is not None:
+        lines += _capacity(sized, task_frameworks, Path(args.out), resume=args.resume)
+    return lines
+
+
+def capacity_settings(settings: Settings, name: str) -> tuple[Settings, object]:
+    """The capacity search's settings beside a comparison: the same data, options and CPUs; the
+    accelerator's batch and step; a window of the comparison's --seconds (default 10)."""
+    import dataclasses
+
+    from feedbench.pipelines.harness.capacity import CapacityPlan
+    from feedbench.pipelines.harness.capacity_search import parse_accelerator
+
+    accelerator = parse_accelerator(name)
+    measure = dataclasses.replace(settings.measure, workload=accelerator.workload, steps=None,
+                                  seconds=settings.measure.seconds or 10.0, device="cpu")
+    options = {**settings.options, "batch_size": accelerator.batch_size}
+    return Settings(task=settings.task, data=settings.data, measure=measure, options=options), CapacityPlan(accelerator)
+
+
+def _capacity(sized: tuple[Settings, object], frameworks: list[str], out: Path, *, resume: bool) -> list[str]:
+    """`feedbench capacity` of the compared frameworks into out/capacity; the report shows it."""
+    from feedbench.pipelines.cli.progress import stdout_console
+    from feedbench.pipelines.harness import report
+    from feedbench.pipelines.harness.capacity import capacity_into
+    from feedbench.pipelines.harness.report.capacity import CAPACITY_MD, headline
+    from feedbench.pipelines.harness.report.markdown import CAPACITY_DIR
+
+    settings, plan = sized
+    folder = out / CAPACITY_DIR
+    stdout_console().rule(f"{settings.task}: how many emulated {plan.accelerator.name} these CPUs feed")
+    found = capacity_into(folder, settings, frameworks, plan, command=f"feedbench compare ... --capacity "
+                          f"{plan.accelerator.name}", resume=resume or folder.is_dir())
+    with ResultStore.load(out, hold=False) as store:
+        report.render(out, store.rows)
+    return [*(headline(f, one, plan.accelerator.name, settings.cpus) for f, one in found.items()),
+            f"capacity: {folder / CAPACITY_MD}"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ def write_report(out: Path, rows: Sequence[Row], recommendations: Sequence[Mappi
              f"![throughput and starvation against workers]({THROUGHPUT_PNG})", "",
              f"![peak memory against workers]({MEMORY_PNG})", ""]
     lines += _explanation(out)
+    lines += _capacity(out)
     for recommendation in recommendations:
         lines += [f"## Sweep: {recommendation.get('framework', '?')}", "", "```",
                   *recommendation.get("lines", []), "```", ""]
@@ -87,6 +89,34 @@ def _explanation(out: Path) -> list[str]:
     return ["## Why it starves", "", *(f"- {attribution.bottleneck_sentence(one)}" for one in found), "",
             f"Each stage's cost, the ceilings and the workers needed: [{EXPLAIN_DIR}/{explain.EXPLAIN_MD}]"
             f"({EXPLAIN_DIR}/{explain.EXPLAIN_MD}).", ""]
+
+
+CAPACITY_DIR = "capacity"  # where compare --capacity puts `feedbench capacity`'s files beside a comparison
+
+
+def _capacity(out: Path) -> list[str]:
+    """A section with each framework's capacity side by side, linking out/capacity/capacity.md."""
+    from feedbench.pipelines.harness.report import capacity
+
+    data = None
+    path = out / CAPACITY_DIR / capacity.CAPACITY_JSON
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            scores = {f: c["score"] for f, c in data["capacity"].items()}
+            accelerator, cpus = data["plan"]["accelerator"]["name"], data["settings"]["cpus"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: not a readable capacity run, left out of the report (%s)", path, exc)
+            data = None
+    if data is None:
+        return []
+    lines = ["## How many accelerators these CPUs feed", "",
+             f"Emulated {accelerator} accelerators fed at once at AU {data['plan']['target_au']:.2f} or more on every "
+             f"rank, on these {cpus} CPU(s) (below one: the AU one accelerator alone reached):", "",
+             "| framework | capacity |", "|---|---:|"]
+    lines += [f"| {f} | {capacity.score_words(math.nan if s is None else s)} |" for f, s in scores.items()]
+    return [*lines, "", f"Each rank's AU at every N: [{CAPACITY_DIR}/{capacity.CAPACITY_MD}]"
+            f"({CAPACITY_DIR}/{capacity.CAPACITY_MD}).", ""]
 
 
 def recommendations(out: Path) -> list[dict[str, Any]]:
