@@ -7,7 +7,7 @@ import math
 import pytest
 
 from feedbench.pipelines.core.errors import ConfigError
-from feedbench.pipelines.harness.capacity import (
+from feedbench.pipelines.harness.capacity_search import (
     PROFILES,
     Accelerator,
     Point,
@@ -62,11 +62,11 @@ def test_the_search_finds_the_largest_n_that_holds_each_measured_once(cpus, per_
 
 @pytest.mark.parametrize("wrong", [lambda n: 2, lambda n: 3 * n, lambda n: None])
 def test_a_wrong_prediction_costs_runs_not_the_answer(monkeypatch, wrong):
-    import feedbench.pipelines.harness.capacity as capacity
+    import feedbench.pipelines.harness.capacity_search as capacity_search
 
     measure, calls = _machine(16, 0.004)
-    monkeypatch.setattr(capacity, "predict", lambda point, *a, **k: wrong(37))
-    found = capacity.search(measure, accelerator=ACCELERATOR, cpus=16, max_ranks=1000)
+    monkeypatch.setattr(capacity_search, "predict", lambda point, *a, **k: wrong(37))
+    found = capacity_search.search(measure, accelerator=ACCELERATOR, cpus=16, max_ranks=1000)
     assert found.score == analytic(16, 0.004) and len(calls) == len(set(calls)) <= 14
 
 
