@@ -42,6 +42,8 @@ def score_words(score: float) -> str:
 
 
 def headline(framework: str, found: Capacity, accelerator: str, cpus: int) -> str:
+    if found.score < 1:
+        return f"on these {cpus} CPUs, {framework} feeds {score_words(found.score)} of one emulated {accelerator}"
     return (f"on these {cpus} CPUs, {framework} feeds {score_words(found.score)} emulated {accelerator}"
             f" accelerator{'s' if found.score != 1 else ''} at the target AU")
 

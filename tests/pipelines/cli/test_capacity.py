@@ -67,3 +67,21 @@ def test_a_folder_holding_a_capacity_run_needs_resume(small_folder, tmp_path, ca
     assert main(["capacity", "--task", "image", "--data", str(small_folder.root), "--out", str(out)]) == 1
     assert "add --resume" in capsys.readouterr().err
     assert (out / "capacity.json").read_text() == '{"settings": {}, "plan": {}, "points": {}}'
+
+
+def test_compare_with_capacity_shows_the_scores_side_by_side(small_folder, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--task", "image", "--data", str(small_folder.root), "--frameworks", "torch",
+                 "--workers", "1", "--batch-size", "4", "--option", "image_size=32", "--cpus", "2", "--seconds", "1",
+                 "--warmup", "4",
+                 "--workload", "emulated:5ms", "--capacity", "step=1ms,batch=8", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((out / "capacity" / "capacity.json").read_text())
+    assert data["complete"] and set(data["capacity"]) == {"torch"}
+    assert data["plan"]["accelerator"]["batch_size"] == 8 and data["settings"]["options"]["batch_size"] == 8
+    report = (out / "report.md").read_text()
+    assert "## How many accelerators these CPUs feed" in report
+    assert "[capacity/capacity.md](capacity/capacity.md)" in report
+    for framework, found in data["capacity"].items():
+        assert f"| {framework} | " in report.split("## How many accelerators")[1]
+        assert f"{framework} feeds" in printed and found["score"] is not None
