@@ -35,8 +35,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                           help="the AU every rank must hold, in (0, 1] (default 0.9, MLPerf Storage's)")
     capacity.add_argument("--max-ranks", type=int, metavar="N", help="the most accelerators tried (default: 4 per CPU)")
     capacity.add_argument("--workers", type=int, metavar="W",
-                          help="workers of each rank (default: the budget's CPUs shared out among the ranks, at "
-                          "least 1)")
+                          help="workers of each rank (default: tuned for each N by the sweep's search, from 1 to "
+                          "the budget's CPUs shared out among the ranks)")
     capacity.add_argument("--resume", action="store_true", help="go on with the capacity run saved in --out")
     one_line_errors(capacity)
     capacity.set_defaults(run=_run)

@@ -6,6 +6,7 @@ search of :mod:`.capacity_search` over N; the files of
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +19,12 @@ from feedbench.pipelines.harness.capacity_search import (
     Capacity,
     Point,
     _none,
+    budget_share,
     parse_accelerator,
     search,
-    workers_per_rank,
+    straggler_result,
 )
+from feedbench.pipelines.loop.result import RunResult
 
 __all__ = ["CAPACITY_JSON", "CapacityPlan", "capacity", "capacity_into", "measure_ranks", "rank_specs"]
 
@@ -33,7 +36,8 @@ class CapacityPlan:
         accelerator: The accelerator each rank emulates.
         target_au: The AU every rank must hold.
         max_ranks: The largest N considered (default: four per CPU of the budget).
-        workers: Workers of each rank (None: the budget's CPUs shared out, at least one).
+        workers: Workers of each rank (None: tuned for each N by the sweep's search, from 1 to
+            the budget's share).
     """
 
     accelerator: Accelerator
@@ -74,11 +78,30 @@ def rank_specs(settings: Any, framework: str, ranks: int, workers: int | str) ->
 
 
 def measure_ranks(settings: Any, framework: str, plan: CapacityPlan, ranks: int) -> Point:
-    """N = `ranks` accelerators of `framework` at once, each over its shard."""
+    """N = `ranks` accelerators of `framework` at once, each over its shard, at the plan's
+    workers, or at the count the sweep's tuner chooses for them: its search over 1 to the budget's
+    share of workers each (:func:`~.capacity_search.budget_share`), read from the straggler's
+    run (the fewest workers at which the straggler holds the target AU, else the fewest within
+    5% of the best throughput); each count measured once, the chosen one's run kept."""
+    from feedbench.pipelines.harness.sweep import recommend
     from feedbench.pipelines.loop.ranks import run_ranks
 
-    workers = workers_per_rank(settings.cpus, ranks, plan.workers)
-    return Point(ranks, workers, run_ranks(rank_specs(settings, framework, ranks, workers)), plan.target_au)
+    def at(workers: int) -> Point:
+        return Point(ranks, workers, run_ranks(rank_specs(settings, framework, ranks, workers)), plan.target_au)
+
+    share = budget_share(settings.cpus, ranks)
+    if plan.workers is not None or share == 1:
+        return at(plan.workers if plan.workers is not None else 1)
+    tried: dict[int, Point] = {}
+
+    def measure(workers: int) -> RunResult:
+        tried[workers] = at(workers)
+        return straggler_result(tried[workers])
+
+    chosen = recommend(measure, max_workers=share, target_au=plan.target_au, min_workers=1).workers
+    point = tried[chosen] if chosen in tried else tried[max(tried)]
+    tuning = tuple((w, p.min_au, p.samples_per_s) for w, p in tried.items())
+    return dataclasses.replace(point, tuning=tuning)
 
 
 OnPoint = Callable[[str, Point], None]

@@ -132,12 +132,15 @@ class Point:
         workers: Workers of each rank.
         run: What the ranks measured, and the whole tree's figures.
         target_au: The AU each rank had to hold.
+        tuning: Where the workers were tuned for this N: (workers each, the straggler's AU,
+            samples/s of all ranks) of every count the tuner measured, in order.
     """
 
     ranks: int
     workers: int | str
     run: RanksRun
     target_au: float
+    tuning: tuple[tuple[int, float, float], ...] = ()
 
     @property
     def holds(self) -> bool:
@@ -167,13 +170,14 @@ class Point:
                 "straggler": self.straggler, "min_au": _none(self.min_au), "samples_per_s": self.samples_per_s,
                 "peak_rss_bytes": run.peak_rss_bytes, "peak_pss_bytes": run.peak_pss_bytes,
                 "contention": _none(run.contention), "window_s": _none(run.window_s),
-                "results": [r.to_dict() for r in run.results]}
+                "tuning": [list(t) for t in self.tuning], "results": [r.to_dict() for r in run.results]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Point:
         run = RanksRun(tuple(RunResult.from_dict(r) for r in data["results"]), data.get("peak_rss_bytes", 0),
                        data.get("peak_pss_bytes", 0), _nan(data.get("contention")), _nan(data.get("window_s")))
-        return cls(data["ranks"], data["workers"], run, data["target_au"])
+        return cls(data["ranks"], data["workers"], run, data["target_au"],
+                   tuple((w, _nan(au), rate) for w, au, rate in data.get("tuning", ())))
 
 
 def _au(result: RunResult) -> float:
@@ -313,12 +317,17 @@ def _error(point: Point) -> str:
     return next((r.error for r in point.run.results if not r.ok), "no rank reported")
 
 
-def workers_per_rank(cpus: int, ranks: int, workers: int | str | None) -> int | str:
-    """The workers each of `ranks` ranks gets: `workers` where given, else its share of the
-    budget's CPUs, at least one."""
-    if workers is not None:
-        return workers
+def budget_share(cpus: int, ranks: int) -> int:
+    """The most workers the tuner gives each of `ranks` ranks: its share of the budget's CPUs,
+    at least one."""
     return max(1, cpus // ranks)
+
+
+def straggler_result(point: Point) -> RunResult:
+    """What the tuner reads of N ranks at one worker count: the straggler's result (a failed
+    rank's, where one failed)."""
+    rank = point.straggler
+    return point.run.results[rank] if rank is not None else RunResult.failed("no rank reported")
 
 
 def describe_points(points: Sequence[Point]) -> list[str]:
@@ -326,6 +335,8 @@ def describe_points(points: Sequence[Point]) -> list[str]:
     lines = []
     for point in sorted(points, key=lambda p: p.ranks):
         aus = ", ".join(f"{_au(r):.2f}" for r in point.run.results)
-        lines.append(f"N={point.ranks} ({point.workers} worker{'' if point.workers == 1 else 's'} each): AU {aus}; "
-                     f"{'holds' if point.holds else 'misses'}; {point.samples_per_s:,.0f} samples/s in all")
+        tuned = (" (tuned: " + ", ".join(f"{w} -> straggler AU {au:.2f}" for w, au, _ in point.tuning) + ")"
+                 if len(point.tuning) > 1 else "")
+        lines.append(f"N={point.ranks} ({point.workers} worker{'' if point.workers == 1 else 's'} each{tuned}): "
+                     f"AU {aus}; {'holds' if point.holds else 'misses'}; {point.samples_per_s:,.0f} samples/s in all")
     return lines

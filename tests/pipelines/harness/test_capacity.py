@@ -11,10 +11,11 @@ from feedbench.pipelines.harness.capacity_search import (
     PROFILES,
     Accelerator,
     Point,
+    budget_share,
     parse_accelerator,
     predict,
     search,
-    workers_per_rank,
+    straggler_result,
 )
 from feedbench.pipelines.loop.ranks import RanksRun
 from feedbench.pipelines.loop.result import RunResult
@@ -131,9 +132,41 @@ def test_a_bad_accelerator_is_one_line(text, message):
     assert "\n" not in str(caught.value)
 
 
-def test_workers_per_rank_share_the_budget():
-    assert [workers_per_rank(8, n, None) for n in (1, 2, 3, 8, 9)] == [8, 4, 2, 1, 1]
-    assert workers_per_rank(8, 3, 5) == 5
+def test_the_tuner_gives_each_rank_at_most_its_share_of_the_budget():
+    assert [budget_share(8, n) for n in (1, 2, 3, 8, 9)] == [8, 4, 2, 1, 1]
+    low = RunResult(ok=True, samples_per_s=1.0, accelerator_utilization=0.5)
+    high = RunResult(ok=True, samples_per_s=1.0, accelerator_utilization=0.9)
+    assert straggler_result(Point(2, 1, RanksRun((high, low)), 0.9)) is low
+
+
+def test_the_tuner_chooses_the_fewest_workers_at_which_the_straggler_holds(monkeypatch):
+    """Each worker makes 30% of what an accelerator takes: 3 workers a rank hold AU 0.9; the
+    sweep's search finds 3 within the share of 8 CPUs, each count measured once."""
+    import types
+
+    import feedbench.pipelines.harness.capacity as capacity
+    import feedbench.pipelines.loop.ranks as ranks_module
+
+    measured = []
+
+    def fake_run(specs):
+        workers = specs[0]
+        measured.append(workers)
+        au = min(1.0, 0.3 * workers)
+        results = tuple(RunResult(ok=True, samples_per_s=100 * au, accelerator_utilization=au - 0.01 * (r == 0),
+                                  starvation=1 - au, batches_per_s=10 * au, compute_mean_s=0.1, input_bound="highly")
+                        for r in range(len(specs)))
+        return RanksRun(results)
+
+    monkeypatch.setattr(capacity, "rank_specs", lambda settings, framework, ranks, workers: [workers] * ranks)
+    monkeypatch.setattr(ranks_module, "run_ranks", fake_run)
+    settings = types.SimpleNamespace(cpus=8)
+    point = capacity.measure_ranks(settings, "torch", capacity.CapacityPlan(ACCELERATOR, target_au=0.85), 1)
+    assert point.workers == 3 and point.holds and len(measured) == len(set(measured))
+    assert [w for w, _, _ in point.tuning] == measured and 2 in measured  # the count below was checked
+    fixed = capacity.measure_ranks(settings, "torch", capacity.CapacityPlan(ACCELERATOR, workers=2), 1)
+    assert fixed.workers == 2 and fixed.tuning == ()
+    assert capacity.measure_ranks(settings, "torch", capacity.CapacityPlan(ACCELERATOR), 8).workers == 1  # share 1
 
 
 def test_predict_reads_the_cpu_seconds_a_sample():
