@@ -107,7 +107,9 @@ def _framework_section(framework: str, found: Capacity, header: Mapping[str, Any
         results = point.run.results
         aus = ", ".join(f"{r.accelerator_utilization:.2f}" if r.ok else "failed" for r in results)
         starvation = max((r.starvation for r in results if r.ok), default=math.nan)
-        lines.append(f"| {point.ranks} | {point.workers} | {'yes' if point.holds else 'no'} | {aus} | "
+        tuned = (" (tried " + ", ".join(f"{w}: AU {au:.2f}" for w, au, _ in point.tuning) + ")"
+                 if len(point.tuning) > 1 else "")
+        lines.append(f"| {point.ranks} | {point.workers}{tuned} | {'yes' if point.holds else 'no'} | {aus} | "
                      f"{point.straggler} | {_pct(starvation)} | {point.samples_per_s:,.1f} | "
                      f"{fmt_bytes(point.run.peak_rss_bytes)} | {fmt_bytes(point.run.peak_pss_bytes)} | "
                      f"{_pct(point.run.contention)} |")
