@@ -1,18 +1,15 @@
 """`feedbench explain` on the real image pipelines: its files, its workload ceiling against
-its analytic value, the sum of its stages against the one-worker cost `feedbench run`
-measures; its bad values.
+its analytic value; its bad values.
 
 The stages of a synthetic pipeline of known costs are held to the truth in
 tests/pipelines/truth/test_explain_truth.py; here the real pipelines of both frameworks go
-through the command as a user runs it. Against `run`, each side is a median of three runs of
-one CPU whose windows are long enough (over 0.4 s of CPU time) for their contention to be
-known: a comparison with a run that shared its CPUs is skipped, named, never loosened.
-benchmarks/test_bench_explain.py holds the same check for both tasks at larger sizes.
+through the command as a user runs it. The sum of the real stages against `feedbench run`'s
+one-worker cost (within 15%) needs medians of several runs of one CPU (a run varies by about
+20% here): benchmarks/test_bench_explain.py.
 """
 
 import json
 import math
-import statistics
 
 import pyarrow.parquet as pq
 import pytest
@@ -20,40 +17,28 @@ import pytest
 from feedbench.datasets import make_image_folder
 from feedbench.pipelines.cli import main
 from feedbench.pipelines.harness.attribution import FrameworkExplanation
-from feedbench.pipelines.harness.grid import run_cell
-from feedbench.pipelines.harness.plan import Cell, Settings
-from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.metrics import contended
 
-BATCH, STEPS, WARMUP, STEP_S, REPEATS = 8, 80, 4, 0.002, 3
-OPTIONS = {"batch_size": BATCH, "image_size": 64}
+BATCH, STEPS, WARMUP, STEP_S = 8, 20, 4, 0.002
 STAGES = {"tf": ["read", "decode", "transform", "batch", "deliver", "copy", "step"],
           "torch": ["read", "decode", "transform", "batch", "deliver", "copy", "step"]}
 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    """800 photo-like JPEGs of 256 x 192: one epoch holds the warm-up and the window of every run
-    (84 batches of 8), a window of about 0.6 s on one CPU."""
-    return make_image_folder(tmp_path_factory.mktemp("explain") / "photos", 800, classes=4, seed=5, size=(256, 192),
+    """400 photo-like JPEGs of 256 x 192: one epoch holds the warm-up and the window of every run
+    (44 batches of 8), a window of about half a second on one CPU."""
+    return make_image_folder(tmp_path_factory.mktemp("explain") / "photos", 400, classes=4, seed=5, size=(256, 192),
                              workers=1)
 
 
 def _explain(data, out):
     return main(["explain", "--task", "image", "--data", str(data), "--batch-size", str(BATCH), "--option",
                  "image_size=64", "--steps", str(STEPS), "--warmup", str(WARMUP), "--cpus", "2", "--device", "cpu",
-                 "--workload", f"emulated:{STEP_S * 1e3:g}ms", "--retry-contended", "--repeats", str(REPEATS),
-                 "--out", str(out)])
+                 "--workload", f"emulated:{STEP_S * 1e3:g}ms", "--retry-contended", "--out", str(out)])
 
 
-def _run_one_worker(data, framework):
-    """`feedbench run --workers 1 --cpus 1` with a workload that takes no time: the one-worker cost."""
-    measure = MeasureConfig(workload="emulated:1us", device="cpu", steps=STEPS, warmup=WARMUP, cpus=1)
-    return run_cell(Settings(task="image", data=str(data), measure=measure, options=OPTIONS), Cell(framework, 1),
-                    command="run")
-
-
-def test_explain_writes_its_files_and_its_stages_add_up_to_what_run_measures(photos, tmp_path, capsys):
+def test_explain_writes_its_files_and_its_ceiling_is_the_workloads(photos, tmp_path, capsys):
     out = tmp_path / "why"
     assert _explain(photos.root, out) == 0
     printed = capsys.readouterr().out
@@ -82,35 +67,6 @@ def test_explain_writes_its_files_and_its_stages_add_up_to_what_run_measures(pho
     (out / "explain.md").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "explain.md").read_text() == md
-
-    # the stages add up to the one-worker cost that `feedbench run` measures on its own (issue: 15%)
-    busy = []
-    for framework, one in found.items():
-        runs = _calm_runs(photos.root, framework)
-        kept = [r for r in _runs_of(data, framework, "one worker") if _calm(r)]  # explain re-ran contended ones
-        if len(runs) < REPEATS or len(kept) < REPEATS:
-            busy.append(f"{framework}'s one-worker runs shared their CPUs (or were too short to say)")
-            continue
-        measured = statistics.median(1.0 / run["samples_per_s"] for run in runs)
-        assert one.one_worker_s == pytest.approx(measured, rel=0.15), framework
-    if busy:
-        pytest.skip(f"the machine was busy: {'; '.join(busy)}")
-
-
-def _calm(run):
-    return run["contention"] is not None and not contended(run["contention"])
-
-
-def _calm_runs(data, framework):
-    """Up to REPEATS runs of `feedbench run` that had their CPUs to themselves, in at most 2 x REPEATS tries."""
-    runs = []
-    for _ in range(2 * REPEATS):
-        run = _run_one_worker(data, framework)
-        assert run["ok"], run["error"]
-        runs += [run] if _calm(run) else []
-        if len(runs) == REPEATS:
-            break
-    return runs
 
 
 def _run_of(data, framework, role):
