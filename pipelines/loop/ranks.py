@@ -3,12 +3,11 @@ process with its own loader, all pinned to the same CPUs, their windows opened t
 
 A capacity run (``feedbench capacity``) asks whether the CPUs feed N accelerators at once; the
 ranks must therefore share the budget during the same window. Each rank warms up on its own,
-then tells the parent and waits for its go; the parent gives it when the last rank is ready (or
-tells them to stop when one failed first), and the windows last the same number of seconds.
-The parent watches the whole tree meanwhile: the memory of every rank and worker together
-(the ranks' own figures are of their own trees), and the CPU time that processes other than
-the ranks took on the budget's CPUs (each rank's own contention counts its siblings, which
-share the CPUs by design).
+then waits at a barrier; the windows open when the last rank is ready and last the same
+number of seconds. The parent watches the whole tree meanwhile: the memory of every rank and
+worker together (the ranks' own figures are of their own trees), and the CPU time that
+processes other than the ranks took on the budget's CPUs (each rank's own contention counts
+its siblings, which share the CPUs by design).
 """
 
 from __future__ import annotations
@@ -64,19 +63,19 @@ class RanksRun:
         return all(result.ok for result in self.results)
 
 
-def _rank_child(payload: tuple[RunSpec, float], conn: Any) -> None:
-    """A rank: pin, build the loader, warm up, say so and wait for the parent's go (given when
-    every rank is ready), measure; send the result and when its window opened (CLOCK_MONOTONIC,
-    the same in every process). The parent is the barrier: no semaphore to leak when a rank dies."""
+def _rank_child(payload: tuple[RunSpec, Any, float], conn: Any) -> None:
+    """A rank: pin, build the loader, warm up, wait for the others, measure; send the result
+    and when its window opened (CLOCK_MONOTONIC, the same in every process)."""
     os.setpgid(0, 0)
-    spec, wait_s = payload
+    spec, barrier, wait_s = payload
     config = spec.recorded()
     opened: list[float] = []
 
     def together() -> None:
-        conn.send(("ready",))
-        if not conn.poll(wait_s) or conn.recv() != "go":
-            raise RuntimeError("another rank failed or timed out before the windows opened")
+        try:
+            barrier.wait(wait_s)
+        except threading.BrokenBarrierError:
+            raise RuntimeError("another rank failed or timed out before its window opened") from None
         opened.append(time.monotonic())
 
     try:
@@ -88,8 +87,9 @@ def _rank_child(payload: tuple[RunSpec, float], conn: Any) -> None:
         result = measure_with(spec.loader(), spec.measure, config, before_window=together)
     except Exception as exc:  # the parent gets a failed result, not a traceback
         log.debug("a rank failed", exc_info=True)
+        barrier.abort()  # the others stop waiting for this one
         result = RunResult.failed(described(exc), config=config)
-    conn.send(("result", result.to_dict(), opened[0] if opened else None))
+    conn.send((result.to_dict(), opened[0] if opened else None))
     conn.close()
 
 
@@ -177,11 +177,12 @@ def run_ranks(specs: Sequence[RunSpec]) -> RanksRun:
         raise ConfigError("a capacity run needs at least one rank")
     context = multiprocessing.get_context("spawn")
     limit_s = max(spec.measure.limit_s for spec in specs)
+    barrier = context.Barrier(len(specs))
     started: list[tuple[Any, Any]] = []
     try:
         for spec in specs:
-            receiver, sender = context.Pipe(duplex=True)
-            process = context.Process(target=_rank_child, args=((spec, limit_s), sender),
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_rank_child, args=((spec, barrier, limit_s), sender),
                                       name=f"feedbench-rank-{len(started)}")
             try:
                 process.start()
@@ -202,15 +203,6 @@ def run_ranks(specs: Sequence[RunSpec]) -> RanksRun:
             _kill_group(process.pid)
 
 
-def _send(started: Sequence[tuple[Any, Any]], ranks: set[int], word: str) -> None:
-    """Tells the waiting `ranks` to open their windows ("go") or give up ("stop")."""
-    for rank in sorted(ranks):
-        try:
-            started[rank][1].send(word)
-        except (BrokenPipeError, OSError):
-            continue  # that rank died meanwhile: its report says so
-
-
 def _collect(started: Sequence[tuple[Any, Any]], specs: Sequence[RunSpec], limit_s: float) -> RanksRun:
     """Waits for every rank's report (up to `limit_s` in all), watching the trees meanwhile."""
     cpus = usable_cpus()
@@ -220,8 +212,6 @@ def _collect(started: Sequence[tuple[Any, Any]], specs: Sequence[RunSpec], limit
     watcher.start()
     deadline = time.monotonic() + limit_s
     replies: dict[int, tuple[dict[str, Any], float | None] | str] = {}
-    waiting: set[int] = set()  # ranks warmed up, waiting for the go
-    went = stopped = False
     try:
         pending = dict(enumerate(started))
         while pending:
@@ -232,26 +222,13 @@ def _collect(started: Sequence[tuple[Any, Any]], specs: Sequence[RunSpec], limit
                     replies[rank] = _reason(None, limit_s, True)
                 break
             for rank, (process, receiver) in list(pending.items()):
-                if receiver not in ready:
-                    continue
-                try:
-                    message = receiver.recv()
-                except (EOFError, OSError):
-                    process.join(30)
-                    message = ("died", _reason(process.exitcode, limit_s, False))
-                if message[0] == "ready":
-                    waiting.add(rank)
-                    if stopped:
-                        _send(started, waiting, "stop")
-                    continue
-                replies[rank] = (message[1], message[2]) if message[0] == "result" else message[1]
-                del pending[rank]
-                if not went:  # a rank ended before the windows opened: the others' will not open
-                    stopped = True
-                    _send(started, waiting, "stop")
-            if not went and not stopped and len(waiting) == len(started):
-                _send(started, waiting, "go")
-                went = True
+                if receiver in ready:
+                    try:
+                        replies[rank] = receiver.recv()
+                    except (EOFError, OSError):
+                        process.join(30)
+                        replies[rank] = _reason(process.exitcode, limit_s, False)
+                    del pending[rank]
     finally:
         watch.stop()
         watcher.join(5)
