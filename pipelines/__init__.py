@@ -2,8 +2,8 @@
 isolation, errors, the multi-run harness and the CLI (docs/architecture.md is the map).
 
 Importing this package loads neither torch nor TensorFlow; :func:`measure`, :func:`measure_with`,
-:func:`resolve_device` (which need torch), :func:`explain` and :func:`capacity` (``feedbench explain``
-and ``feedbench capacity`` in Python) are imported on first use.
+:func:`resolve_device` (which need torch) and :func:`explain` (``feedbench explain`` in Python) are
+imported on first use.
 """
 
 import importlib
@@ -36,7 +36,6 @@ _LAZY = {
     "measure_with": "feedbench.pipelines.loop.measure",
     "resolve_device": "feedbench.pipelines.loop.devices",
     "explain": "feedbench.pipelines.harness.explain",
-    "capacity": "feedbench.pipelines.harness.capacity",
 }
 
 
@@ -65,7 +64,6 @@ __all__ = [
     "WorkloadError",
     "__version__",
     "cache_dir",
-    "capacity",
     "explain",
     "measure",
     "measure_with",
