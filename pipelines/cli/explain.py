@@ -34,7 +34,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     explain.add_argument("--target-au", type=float, default=0.9, metavar="AU",
                          help="accelerator utilization the workers are predicted for, in (0, 1] (default 0.9)")
     explain.add_argument("--repeats", type=int, default=1, metavar="R",
-                         help="runs of each one-CPU measurement, the median taken (default 1, at most 9)")
+                         help="runs of each one-CPU measurement, each in its own process, the median taken "
+                              "(default 1, at most 9)")
     explain.add_argument("--sweep", metavar="DIR",
                          help="a sweep's --out folder with the same settings: its recommendation is shown beside "
                          "the prediction")

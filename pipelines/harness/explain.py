@@ -114,7 +114,8 @@ class ExplainPlan:
         workers: Workers of the ceilings' runs (None: one per CPU of the budget less one, at
             least 1).
         target_au: The AU the workers are predicted for.
-        repeats: Runs of each one-CPU measurement (the median is taken).
+        repeats: Runs of each one-CPU measurement, each group of them in a fresh process (the
+            median is taken over the processes).
         sweep: A sweep's results folder to read its recommendation from (None: none).
         retry_contended: Measure again a run that shared its CPUs with other processes
             (contention above 0.05), up to 3 runs in all, as compare's --retry-contended; a
@@ -290,13 +291,7 @@ def explain_framework(probe: Probe, plan: ExplainPlan, *, on_run: OnRun = _nothi
                       on_result: OnResult = _nothing) -> FrameworkExplanation:
     """Measures one framework: its stages on one CPU, its ceilings and the workers it needs."""
     runs = _Runs(probe.framework, on_run, on_result, CONTENDED_TRIES if plan.retry_contended else 1)
-    stage_runs = [_Planned(f"prefix {stage}", probe.prefix(stage), {"workers": 0, "through": stage})
-                  for stage in probe.stages]
-    stage_runs += [_Planned("no worker", probe.pipeline(0, 0), {"workers": 0, "prefetch": 0}),
-                   _Planned("one worker", probe.pipeline(1), {"workers": 1})]
-    staged, _ = runs.shared("the stages on one CPU", stage_runs, plan.one_cpu, repeats=plan.repeats)
-    prefixes = {stage: staged[f"prefix {stage}"] for stage in probe.stages}
-    no_worker, one_worker = staged["no worker"], staged["one worker"]
+    prefixes, no_worker, one_worker = _stage_runs(probe, plan, runs)
     pipeline_stages = attribution.stage_costs(probe.framework, probe.stages, prefixes, no_worker, one_worker, None)
     one_worker_s = sum(s.seconds_per_sample for s in pipeline_stages)
     ceilings, warm, notes, read = _ceilings(probe, plan, runs, one_worker_s)
@@ -309,6 +304,38 @@ def explain_framework(probe: Probe, plan: ExplainPlan, *, on_run: OnRun = _nothi
     notes += _failures(runs.by_role)
     return dataclasses.replace(found, needed=needed, autotune=autotune, autotune_note=autotune_note,
                                notes=tuple(notes))
+
+
+def pipeline_stages(probe: Probe, plan: ExplainPlan, *, on_run: OnRun = _nothing,
+                    on_result: OnResult = _nothing) -> tuple[attribution.StageCost, ...]:
+    """The stages of `probe`'s pipeline alone (the sample stages, batch and deliver), measured on
+    one CPU as :func:`explain_framework` measures them, without the ceilings; their sum is the
+    one-worker cost."""
+    runs = _Runs(probe.framework, on_run, on_result, CONTENDED_TRIES if plan.retry_contended else 1)
+    prefixes, no_worker, one_worker = _stage_runs(probe, plan, runs)
+    return attribution.stage_costs(probe.framework, probe.stages, prefixes, no_worker, one_worker, None)
+
+
+def _stage_runs(probe: Probe, plan: ExplainPlan, runs: _Runs,
+                ) -> tuple[dict[str, list[RunResult]], list[RunResult], list[RunResult]]:
+    """The one-CPU runs: each prefix, the whole pipeline with no worker and through one worker,
+    one after another in one process; the group again in a fresh process for each of
+    `plan.repeats`. Repeats in one process are not independent: a process runs its windows
+    about 10% faster or slower than the next one does (its memory's layout, the machine's
+    moment), so the medians are taken over processes, as over `feedbench run`'s. Returns
+    (prefixes by stage, no worker, one worker), `plan.repeats` runs each."""
+    planned = [_Planned(f"prefix {stage}", probe.prefix(stage), {"workers": 0, "through": stage})
+               for stage in probe.stages]
+    planned += [_Planned("no worker", probe.pipeline(0, 0), {"workers": 0, "prefetch": 0}),
+                _Planned("one worker", probe.pipeline(1), {"workers": 1})]
+    staged: dict[str, list[RunResult]] = {run.role: [] for run in planned}
+    for repeat in range(plan.repeats):
+        group = "the stages on one CPU" + (f" ({repeat + 1} of {plan.repeats})" if plan.repeats > 1 else "")
+        found, _ = runs.shared(group, planned, plan.one_cpu)
+        for role in staged:
+            staged[role] += found[role]
+    runs.by_role.update(staged)
+    return {stage: staged[f"prefix {stage}"] for stage in probe.stages}, staged["no worker"], staged["one worker"]
 
 
 def _ceilings(probe: Probe, plan: ExplainPlan, runs: _Runs, one_worker_s: float,
@@ -482,7 +509,7 @@ def explain(task: str, data: str | os.PathLike[str], out: str | os.PathLike[str]
         options: Pipeline options other than workers (batch_size, image_size, tokenizer, ...).
         workers: Workers of the ceilings' runs (default: one per CPU less one, at least 1).
         target_au: The AU the workers are predicted for.
-        repeats: Runs of each one-CPU measurement (the median is taken).
+        repeats: Runs of each one-CPU measurement, each in its own process (the median is taken).
         sweep: A sweep's results folder whose recommendation is shown beside the prediction.
         retry_contended: Measure again a run that shared its CPUs (up to 3 runs in all).
 
