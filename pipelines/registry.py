@@ -43,6 +43,9 @@ class Backend:
         autotune: What "autotune" workers means for it, a phrase.
         tunes_itself: Whether "autotune" is a tuning of its own (tf.data's AUTOTUNE) and so
             a contender in a sweep, rather than a fixed count (one worker per CPU).
+        contender: One of the loaders measured against the two defaults (torch's DataLoader
+            and tf.data): run when named (``--frameworks torch,tf,torch-threads``), not in a
+            command's default set (:func:`defaults`).
     """
 
     task: str
@@ -59,6 +62,7 @@ class Backend:
     zero_workers: str
     autotune: str
     tunes_itself: bool
+    contender: bool = False
 
     def make_config(self, options: Mapping[str, Any]) -> Any:
         """The task's frozen configuration from keyword options (ConfigError on a bad one)."""
@@ -85,6 +89,11 @@ _TF = dict(label="tf.data", workers="threads of the map's num_parallel_calls",
            prefetch="batches in the prefetch buffer", zero_workers="maps sequentially but still prefetches on a "
            "background thread", autotune="tf.data's own tuning of parallel calls and buffers", tunes_itself=True)
 
+_THREADS = dict(label="torch threads (torchdata.nodes)", workers="threads of the process (torchdata.nodes "
+                "ParallelMapper)", prefetch="batches made ahead per thread", zero_workers="makes each batch in the "
+                "calling thread, in turn with the consumer", autotune="one thread per CPU", tunes_itself=False,
+                contender=True)
+
 _IMAGE_STAGES = ("read", "decode", "transform")  # vision._common.SAMPLE_STAGES (the test holds them equal)
 _TEXT_STAGES = ("read", "tokenize", "encode")  # text._common.SAMPLE_STAGES
 
@@ -102,6 +111,14 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("text", "tf", "feedbench.text._config:TextConfig", "feedbench.text.tf_pipeline:build_tf_dataset",
             "feedbench.text.tf_pipeline:tf_dataset", "feedbench.text._records:resolve",
             "feedbench.text.tf_pipeline:build_tf_prefix", _TEXT_STAGES, **_TF),
+    Backend("image", "torch-threads", "feedbench.vision._common:ImageConfig",
+            "feedbench.vision.torch_threads:build_threads_loader", "feedbench.vision.torch_threads:threads_loader",
+            "feedbench.vision._common:resolve_source", "feedbench.vision.torch_threads:build_threads_prefix",
+            _IMAGE_STAGES, **_THREADS),
+    Backend("text", "torch-threads", "feedbench.text._config:TextConfig",
+            "feedbench.text.torch_threads:build_threads_loader", "feedbench.text.torch_threads:threads_loader",
+            "feedbench.text._records:resolve", "feedbench.text.torch_threads:build_threads_prefix", _TEXT_STAGES,
+            **_THREADS),
 )
 
 
@@ -113,6 +130,12 @@ def tasks() -> list[str]:
 def frameworks(task: str) -> list[str]:
     """The names of the backends of `task` (the "framework" of a results row)."""
     return sorted(entry.name for entry in BACKENDS if entry.task == task)
+
+
+def defaults(task: str) -> list[str]:
+    """The backends a command measures when none are named: the two defaults of the field
+    (torch's DataLoader, tf.data), not the contenders."""
+    return sorted(entry.name for entry in BACKENDS if entry.task == task and not entry.contender)
 
 
 def all_frameworks() -> list[str]:

@@ -119,7 +119,7 @@ class _BucketBatches(torch.utils.data.Sampler):
                     yield open_batches[bucket]
 
 
-def _collate(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def collate(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(token_ids [B, T] padded with PAD_ID to the longest, lengths [B], labels [B]), int64."""
     lengths = np.fromiter((len(ids) for ids, _ in samples), dtype=np.int64, count=len(samples))
     token_ids = np.full((len(samples), int(lengths.max(initial=0))), PAD_ID, dtype=np.int64)
@@ -129,13 +129,11 @@ def _collate(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch
     return torch.from_numpy(token_ids), torch.from_numpy(lengths), torch.from_numpy(labels)
 
 
-class TextLoader(DeviceAwareLoader, torch.utils.data.DataLoader):
-    """A DataLoader of (token_ids int64 [B, T], lengths int64 [B], labels int64 [B]).
-
-    Bad records were dealt with when it was built. :meth:`loader_stats` reports to the
-    consumer loop the records dropped by ``on_error="skip"`` (``skipped``), the documents
-    longer than ``max_len``, each once (``truncated``), the vocabulary's size and the number
-    of classes (the textcls workload sizes itself by them) and the batches made ahead.
+class TextFacts:
+    """What both torch text loaders (DataLoader, threads) report: the records dropped by
+    ``on_error="skip"`` (``skipped``), the documents longer than ``max_len``, each once
+    (``truncated``), the vocabulary's size and the number of classes (the textcls workload
+    sizes itself by them) and the batches made ahead (:meth:`loader_stats`).
 
     Attributes:
         config: The pipeline's settings.
@@ -143,8 +141,10 @@ class TextLoader(DeviceAwareLoader, torch.utils.data.DataLoader):
         num_classes: The largest label of the corpus plus one.
     """
 
-    def __init__(self, dataset: _Documents, cfg: TextConfig, prepared: Prepared, **kwargs: Any) -> None:
-        super().__init__(dataset, **kwargs)
+    config: TextConfig
+    thread_roles: Callable[[], tuple[tuple[str, int], ...]]  # the loader's own
+
+    def _facts(self, cfg: TextConfig, prepared: Prepared) -> None:
         self.config = cfg
         self.vocab: Vocab = prepared.vocab
         self.num_classes: int = prepared.num_classes
@@ -160,6 +160,27 @@ class TextLoader(DeviceAwareLoader, torch.utils.data.DataLoader):
 
     def loader_stats(self) -> LoaderStats:
         return dataclasses.replace(self._stats, threads=self.thread_roles())
+
+
+class TextLoader(TextFacts, DeviceAwareLoader, torch.utils.data.DataLoader):
+    """A DataLoader of (token_ids int64 [B, T], lengths int64 [B], labels int64 [B]).
+
+    Bad records were dealt with when it was built; what it reports: :class:`TextFacts`.
+    """
+
+    def __init__(self, dataset: _Documents, cfg: TextConfig, prepared: Prepared, **kwargs: Any) -> None:
+        super().__init__(dataset, **kwargs)
+        self._facts(cfg, prepared)
+
+
+def text_dataset(source: str | os.PathLike[str], cfg: TextConfig, through: str | None,
+                 ) -> tuple[_Documents, torch.utils.data.Sampler, Prepared]:
+    """The dataset, batch sampler and prepared source of the torch text loaders (`through`: a
+    prefix's last stage)."""
+    if through is not None:
+        checks.choice("through", through, SAMPLE_STAGES)
+    prepared = prepare_source(source, cfg)
+    return _Documents(prepared, cfg, through), _batch_sampler(prepared, cfg), prepared
 
 
 def _batch_sampler(prepared: Prepared, cfg: TextConfig) -> torch.utils.data.Sampler:
@@ -181,21 +202,14 @@ def build_torch_prefix(source: str | os.PathLike[str], cfg: TextConfig, through:
     ("read", "tokenize" or "encode": _common.SAMPLE_STAGES): each document becomes one number
     (its characters, tokens or ids), batched as the loader batches, so that ``feedbench
     explain`` can cost a stage as the difference between two prefixes."""
-    checks.choice("through", through, SAMPLE_STAGES)
     return _loader(source, cfg, through)
 
 
 def _loader(source: str | os.PathLike[str], cfg: TextConfig, through: str | None) -> TextLoader:
-    prepared = prepare_source(source, cfg)
-    return TextLoader(
-        _Documents(prepared, cfg, through),
-        cfg,
-        prepared,
-        batch_sampler=_batch_sampler(prepared, cfg),
-        collate_fn=_collate,
-        **dataloader_options(cfg.workers, cfg.prefetch,
-                             preload=(*WORKER_MODULES, *tokenizers.modules(cfg.tokenizer))),
-    )
+    dataset, sampler, prepared = text_dataset(source, cfg, through)
+    return TextLoader(dataset, cfg, prepared, batch_sampler=sampler, collate_fn=collate,
+                      **dataloader_options(cfg.workers, cfg.prefetch,
+                                           preload=(*WORKER_MODULES, *tokenizers.modules(cfg.tokenizer))))
 
 
 def torch_loader(

@@ -11,7 +11,7 @@ import io
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -175,7 +175,7 @@ def _indices(positions: range) -> np.ndarray:
     return np.arange(positions.start, positions.stop, positions.step)
 
 
-def _collate(
+def collate(
     samples: list[tuple[torch.Tensor | None, int, str | None]],
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Stacks the good samples into one images tensor; keeps the reasons for the bad ones.
@@ -194,20 +194,20 @@ def _collate(
     return images, labels, problems
 
 
-class ImageLoader(DeviceAwareLoader, torch.utils.data.DataLoader):
-    """A DataLoader of (images [B, 3, S, S], labels int64 [B]) that handles bad images in
-    the main process: "raise" raises DatasetError naming the file; "skip" drops and counts
-    it (``skipped``; :meth:`loader_stats` reports it, and the consumer loop records it in
-    RunResult.skipped).
+class BadImages:
+    """What both torch image loaders (DataLoader, threads) do with the bad images a batch
+    carries, in the consuming thread: "raise" raises DatasetError naming the file; "skip" drops
+    and counts it (``skipped``; :meth:`loader_stats` reports it, and the consumer loop records
+    it in RunResult.skipped).
 
     ``skipped`` counts bad samples, not encounters: a bad file met again in a later epoch is
     dropped again but counted (and logged) once, as the tf.data pipeline counts it.
     """
 
-    def __init__(self, dataset: _Images, cfg: ImageConfig, **kwargs: Any) -> None:
-        super().__init__(dataset, **kwargs)
-        self.config = cfg
-        self._problems: set[str] = set()
+    config: ImageConfig
+    dataset: _Images
+    _problems: set[str]
+    thread_roles: Callable[[], tuple[tuple[str, int], ...]]  # the loader's own
 
     @property
     def skipped(self) -> int:
@@ -220,8 +220,9 @@ class ImageLoader(DeviceAwareLoader, torch.utils.data.DataLoader):
                            batches_ahead=batches_ahead(self.config.workers, self.config.prefetch),
                            threads=self.thread_roles())
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for images, labels, problems in super().__iter__():
+    def checked(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor, list[str]]],
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels, problems in batches:
             if problems:
                 if self.config.on_error == "raise":
                     raise DatasetError(problems[0])
@@ -231,6 +232,29 @@ class ImageLoader(DeviceAwareLoader, torch.utils.data.DataLoader):
                         log.warning("skipped %s", problem)
             if len(labels):
                 yield images, labels
+
+
+class ImageLoader(BadImages, DeviceAwareLoader, torch.utils.data.DataLoader):
+    """A DataLoader of (images [B, 3, S, S], labels int64 [B]) that handles bad images in
+    the main process (:class:`BadImages`)."""
+
+    def __init__(self, dataset: _Images, cfg: ImageConfig, **kwargs: Any) -> None:
+        super().__init__(dataset, **kwargs)
+        self.config = cfg
+        self._problems: set[str] = set()
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.checked(super().__iter__())
+
+
+def image_dataset(source: str | os.PathLike[str] | Source, cfg: ImageConfig, through: str | None,
+                  ) -> tuple[_Images, torch.utils.data.BatchSampler]:
+    """The dataset and batch sampler of the torch image loaders (`through`: a prefix's last stage)."""
+    if through is not None:
+        checks.choice("through", through, SAMPLE_STAGES)
+    resolved = resolve_source(source)
+    return _Images(resolved, cfg, through), torch.utils.data.BatchSampler(_EpochSampler(resolved, cfg),
+                                                                          cfg.batch_size, cfg.drop_last)
 
 
 def build_torch_loader(source: str | os.PathLike[str] | Source, cfg: ImageConfig) -> ImageLoader:
@@ -243,20 +267,13 @@ def build_torch_prefix(source: str | os.PathLike[str] | Source, cfg: ImageConfig
     ("read", "decode" or "transform": _common.SAMPLE_STAGES): each sample becomes one number
     (its size in bytes, or its first pixel), batched as the loader batches, so that
     ``feedbench explain`` can cost a stage as the difference between two prefixes."""
-    checks.choice("through", through, SAMPLE_STAGES)
     return _loader(source, cfg, through)
 
 
 def _loader(source: str | os.PathLike[str] | Source, cfg: ImageConfig, through: str | None) -> ImageLoader:
-    resolved = resolve_source(source)
-    sampler = torch.utils.data.BatchSampler(_EpochSampler(resolved, cfg), cfg.batch_size, cfg.drop_last)
-    return ImageLoader(
-        _Images(resolved, cfg, through),
-        cfg,
-        batch_sampler=sampler,
-        collate_fn=_collate,
-        **dataloader_options(cfg.workers, cfg.prefetch, preload=WORKER_MODULES),
-    )
+    dataset, sampler = image_dataset(source, cfg, through)
+    return ImageLoader(dataset, cfg, batch_sampler=sampler, collate_fn=collate,
+                       **dataloader_options(cfg.workers, cfg.prefetch, preload=WORKER_MODULES))
 
 
 def torch_loader(

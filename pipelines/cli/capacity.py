@@ -29,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     capacity.add_argument("--accelerator", default="h100-resnet50", metavar="NAME",
                           help=f"{', '.join(PROFILES)} (MLPerf Storage / DLIO workload configs), or a custom one: "
                           "step=224ms,batch=400 (default h100-resnet50); it sets the batch size and the workload")
-    capacity.add_argument("--frameworks", help="comma-separated (default: every framework of the task)")
+    capacity.add_argument("--frameworks", help="comma-separated, of torch, tf, torch-threads (default: torch,tf)")
     capacity.add_argument("--out", required=True, metavar="DIR", help="folder for the files (made if missing)")
     capacity.add_argument("--target-au", type=float, default=0.9, metavar="AU",
                           help="the AU every rank must hold, in (0, 1] (default 0.9, MLPerf Storage's)")

@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "same CPUs, saving each row as it finishes (--resume continues an interrupted grid). Writes "
         "DIR/results.json and .parquet, DIR/throughput.png, DIR/memory.png and DIR/report.md.")
     add_settings_options(compare)
-    compare.add_argument("--frameworks", help="comma-separated (default: every framework of the task)")
+    compare.add_argument("--frameworks", help="comma-separated, of torch, tf, torch-threads (default: torch,tf)")
     compare.add_argument("--workers", help="comma-separated counts, autotune allowed "
                          "(default: 0, 1, 2, 4, ... up to the CPUs of --cpus)")
     compare.add_argument("--out", required=True, metavar="DIR", help="folder for the results, plots and report")
@@ -73,7 +73,7 @@ def parse_list(text: str | None, flag: str) -> list[str]:
 
 
 def frameworks_of(args: argparse.Namespace) -> list[str]:
-    return parse_list(args.frameworks, "--frameworks") or registry.frameworks(args.task)
+    return parse_list(args.frameworks, "--frameworks") or registry.defaults(args.task)
 
 
 def compare(settings: Settings, frameworks: list[str], workers: list, out: Path, *, resume: bool,

@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> list[str]:
     reports = []
     for task, source, options in plan:
         settings = Settings(task=task, data=source, measure=measure, options=options)
-        console.rule(f"{task}: {', '.join(registry.frameworks(task))} at {', '.join(map(str, workers))} workers")
-        lines = compare(settings, registry.frameworks(task), workers, out / task, resume=args.resume,
+        console.rule(f"{task}: {', '.join(registry.defaults(task))} at {', '.join(map(str, workers))} workers")
+        lines = compare(settings, registry.defaults(task), workers, out / task, resume=args.resume,
                         what=f"demo {task}")
         for line in lines:
             console.print(line, highlight=False, soft_wrap=True)
@@ -109,7 +109,7 @@ def _explain(settings: Settings, out: Path, *, resume: bool) -> list[str]:
                  for one in json.loads(saved.read_text(encoding="utf-8"))["frameworks"]]
         return [f"why it starves (kept from {saved}):", *sentences(found)]
     stdout_console().rule(f"{settings.task}: why it starves (feedbench explain)")
-    frameworks = registry.frameworks(settings.task)
+    frameworks = registry.defaults(settings.task)
     found = explain_into(folder, settings, frameworks, ExplainPlan(settings.measure),
                          command=command_line(settings, frameworks, folder))
     with ResultStore.load(out, hold=True) as store:

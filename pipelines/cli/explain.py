@@ -27,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "workers that reach --target-au and measures that count. Writes DIR/stages.json, stages.parquet, "
         "stages.png, ceilings.png and explain.md.")
     add_settings_options(explain)
-    explain.add_argument("--frameworks", help="comma-separated (default: every framework of the task)")
+    explain.add_argument("--frameworks", help="comma-separated, of torch, tf, torch-threads (default: torch,tf)")
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for the files (made if missing)")
     explain.add_argument("--workers", type=int, metavar="N",
                          help="workers of the ceilings' runs (default: one per CPU of --cpus less one, at least 1)")

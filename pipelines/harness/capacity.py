@@ -196,7 +196,7 @@ def capacity(task: str, data: Any, out: Any, *, accelerator: str | Accelerator =
              options: Mapping[str, Any] | None = None, device: str = "cpu", resume: bool = False,
              ) -> dict[str, Capacity]:
     """``feedbench capacity`` in Python: the largest number of emulated accelerators that
-    `frameworks` (default: every framework of the task) feed at once from `cpus` CPUs, each
+    `frameworks` (default: torch and tf, registry.defaults) feed at once from `cpus` CPUs, each
     at `target_au` or more over a common window of `seconds`; the files go to `out`.
     Returns each framework's :class:`Capacity`. Scripts that call it need an
     ``if __name__ == "__main__":`` guard (the ranks are spawned)."""
@@ -210,7 +210,7 @@ def capacity(task: str, data: Any, out: Any, *, accelerator: str | Accelerator =
     measure = MeasureConfig(workload=chosen.workload, device=device, seconds=seconds, cpus=cpus)
     settings = Settings(task=task, data=str(data), measure=measure,
                         options={**dict(options or {}), "batch_size": chosen.batch_size})
-    chosen_frameworks = list(frameworks) if frameworks else registry.frameworks(task)
+    chosen_frameworks = list(frameworks) if frameworks else registry.defaults(task)
     settings.check_frameworks(chosen_frameworks)
     plan = CapacityPlan(chosen, target_au=target_au, max_ranks=max_ranks, workers=workers)
     return capacity_into(out, settings, chosen_frameworks, plan, command=f"feedbench.pipelines.capacity({task!r}, ...)",

@@ -502,7 +502,8 @@ def explain(task: str, data: str | os.PathLike[str], out: str | os.PathLike[str]
         task: "image" or "text".
         data: The dataset (as for ``feedbench run --data``).
         out: Folder for the files (made if missing).
-        frameworks: Backends to explain (default: every one of the task).
+        frameworks: Backends to explain (default: torch and tf, registry.defaults; a contender such
+            as torch-threads when named).
         measure: The ceilings' measurement: workload, device, CPU budget, window (default
             MeasureConfig(): emulated:20ms, every usable CPU, 50 steps). The one-CPU stage
             runs take its window with a workload that takes no time.
@@ -517,7 +518,7 @@ def explain(task: str, data: str | os.PathLike[str], out: str | os.PathLike[str]
         One FrameworkExplanation per framework (``bottleneck_sentence`` and the files say it in words).
     """
     settings = Settings(task=task, data=str(data), measure=measure or MeasureConfig(), options=dict(options or {}))
-    chosen = list(frameworks) if frameworks else registry.frameworks(task)
+    chosen = list(frameworks) if frameworks else registry.defaults(task)
     plan = ExplainPlan(settings.measure, workers=workers, target_au=target_au, repeats=repeats,
                        sweep=None if sweep is None else str(sweep), retry_contended=retry_contended)
     return explain_into(out, settings, chosen, plan, command=command_line(settings, chosen, out))

@@ -6,8 +6,9 @@ isolated run's process from a pipeline's factory, picklable until then.
   delivery, no copy): the most the accelerator takes.
 - :class:`Replayed`: a few batches of the pipeline, kept in memory and handed out again
   through the framework's own delivery at the same worker count: torch's DataLoader worker
-  processes (each batch crosses through shared memory as a made batch does), or tf.data's
-  prefetch buffer and iterator. It measures what delivery and the loop allow with the
+  processes (each batch crosses through shared memory as a made batch does), threads of the
+  process for the thread loaders (each hands out a copy, as it would a batch it made), or
+  tf.data's prefetch buffer and iterator. It measures what delivery and the loop allow with the
   preprocessing removed.
 
 Both report the original pipeline's stats (``loader_stats``), so that a workload sized by
@@ -82,7 +83,8 @@ class _Again:
 class Replayed:
     """A factory: the first `batches` batches of ``factory()``'s loader, replayed through the
     framework's delivery at `workers` (torch: DataLoader worker processes, `prefetch` per
-    worker; tf.data: `prefetch` batches in its buffer)."""
+    worker; torch-threads: threads, `prefetch` per thread; tf.data: `prefetch` batches in its
+    buffer)."""
 
     factory: Callable[[], Iterable[Any]]
     workers: int
@@ -95,6 +97,10 @@ class Replayed:
         stats = stats_of(loader)
         if _is_tf(loader):
             return _tf_replay(made, self.prefetch, stats)
+        from feedbench.pipelines.core.threads import ThreadLoader
+
+        if isinstance(loader, ThreadLoader):
+            return _ThreadReplay(made, self.workers, self.prefetch, stats)
         return _torch_replay(made, self.workers, self.prefetch, stats)
 
 
@@ -152,6 +158,41 @@ class _TorchReplay:
             os.unlink(self.path)
         except OSError:
             return
+
+
+class _ThreadReplay:
+    """A thread loader over the batches: each thread hands out a copy of one (made in the thread,
+    as a batch it made would be), which goes to the consumer as the pipeline's own do."""
+
+    def __init__(self, batches: list[Any], workers: int, prefetch: int, stats: LoaderStats) -> None:
+        from feedbench.pipelines.core.threads import ThreadLoader
+
+        self.stats = stats
+        keys = [[index] for index in range(_SavedBatches.EPOCH)]
+        self.loader = ThreadLoader(_Copies(batches), keys, _only, workers, prefetch)
+
+    def loader_stats(self) -> LoaderStats:
+        return self.stats
+
+    def use_device(self, device_type: str) -> None:
+        self.loader.use_device(device_type)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.loader)
+
+
+class _Copies:
+    """Map-style: index -> a copy of batch index % count."""
+
+    def __init__(self, batches: list[Any]) -> None:
+        self.batches = batches
+
+    def __getitem__(self, index: int) -> Any:
+        return _owned(self.batches[index % len(self.batches)])
+
+
+def _only(items: list[Any]) -> Any:
+    return items[0]
 
 
 class _SavedBatches:

@@ -15,8 +15,9 @@ from feedbench.pipelines import ConfigError, DatasetError, RunSpec, measure, reg
 from feedbench.pipelines.loop.adapter import to_torch
 from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.text import TextConfig, tf_dataset, torch_loader
+from feedbench.text.torch_threads import threads_loader
 
-FACTORIES = {"torch": torch_loader, "tf": tf_dataset}
+FACTORIES = {"torch": torch_loader, "tf": tf_dataset, "torch-threads": threads_loader}
 FRAMEWORKS = pytest.mark.parametrize("framework", sorted(FACTORIES))
 FAST = {"tokenizer": "regex", "batch_size": 16, "max_len": 128}
 
@@ -54,7 +55,8 @@ def test_batches_have_the_common_format(text_corpus, framework):
 def test_a_seed_repeats_its_epochs_and_each_epoch_holds_every_document_once(text_corpus, framework):
     loader = FACTORIES[framework](text_corpus.root, seed=3, workers=2, **FAST)
     first, second = _epoch(loader), _epoch(loader)
-    again = _epoch(FACTORIES[framework](text_corpus.root, seed=3, workers=0 if framework == "torch" else 1, **FAST))
+    fewest = 0 if framework.startswith("torch") else 1
+    again = _epoch(FACTORIES[framework](text_corpus.root, seed=3, workers=fewest, **FAST))
     assert len(first) == len(again)
     for a, b in zip(first, again):
         assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))

@@ -7,6 +7,8 @@ framework does is tested in its own file.
 
 import gc
 import pickle
+import threading
+import time
 
 import psutil
 import pytest
@@ -16,8 +18,9 @@ from feedbench.pipelines import ConfigError, DatasetError, measure, registry
 from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.loop.adapter import to_torch
 from feedbench.vision import ImageConfig, tf_dataset, torch_loader
+from feedbench.vision.torch_threads import threads_loader
 
-FACTORIES = {"torch": torch_loader, "tf": tf_dataset}
+FACTORIES = {"torch": torch_loader, "tf": tf_dataset, "torch-threads": threads_loader}
 FRAMEWORKS = pytest.mark.parametrize("framework", sorted(FACTORIES))
 LOW = min((0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
 HIGH = max((1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD))
@@ -35,7 +38,7 @@ def _epoch(loader):
 def test_batches_have_the_common_format(small_folder, framework, train, output):
     loader = FACTORIES[framework](small_folder.root, train=train, batch_size=8, workers=2, image_size=64, output=output)
     images, labels = next(iter(loader))
-    layout = (8, 3, 64, 64) if framework == "torch" else (8, 64, 64, 3)
+    layout = (8, 3, 64, 64) if framework.startswith("torch") else (8, 64, 64, 3)
     assert tuple(images.shape) == layout and tuple(labels.shape) == (8,)
     images, labels = to_torch((images, labels))
     assert images.shape == (8, 3, 64, 64) and labels.dtype == torch.int64
@@ -64,6 +67,7 @@ def test_the_factory_crosses_a_spawn_boundary_and_the_loader_shuts_down(small_fo
     cfg = ImageConfig(train=False, shuffle=False, batch_size=8, workers=2, image_size=16)
     factory = pickle.loads(pickle.dumps(registry.loader_factory("image", framework, small_folder.root, cfg)))
     before = {p.pid for p in psutil.Process().children(recursive=True)}
+    threads_before = set(threading.enumerate())
     loader = factory()
     result = measure(loader, workload="emulated:1ms", device="cpu", steps=4, warmup=1)
     assert result.ok and result.samples == 32 and result.epochs >= 2
@@ -73,6 +77,10 @@ def test_the_factory_crosses_a_spawn_boundary_and_the_loader_shuts_down(small_fo
     _, alive = psutil.wait_procs([psutil.Process(pid) for pid in left], timeout=10)
     left = {p.pid for p in alive}
     assert not left, f"{framework} left processes behind: {left}"
+    deadline = time.monotonic() + 10  # a thread loader's threads see their stop within a tenth of a second
+    while set(threading.enumerate()) - threads_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not set(threading.enumerate()) - threads_before, f"{framework} left threads behind"
 
 
 @FRAMEWORKS
