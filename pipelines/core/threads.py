@@ -22,6 +22,8 @@ one intra-op thread of its own.
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -37,6 +39,31 @@ def thread_count(workers: int | str) -> int:
 def depth(prefetch: int | str) -> int:
     """Batches made ahead per thread: `prefetch`, at least 1; 2 for "autotune"."""
     return 2 if prefetch == AUTOTUNE else max(1, int(prefetch))
+
+
+def _shut_down(node: Any) -> None:
+    """Shuts down every running iterator of a torchdata.nodes graph (its threads end and are
+    joined): torchdata does it only when the iterators are collected."""
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        shutdown = getattr(current, "_shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        stack += [getattr(current, name, None) for name in ("root", "source", "_it")]
+
+
+_OPEN: weakref.WeakSet[ThreadLoader] = weakref.WeakSet()  # loaders with threads running
+
+
+@atexit.register
+def _close_all() -> None:
+    for loader in list(_OPEN):
+        loader.close()
 
 
 class _MakeBatch:
@@ -97,7 +124,21 @@ class ThreadLoader:
             return
         if self._loader is None:
             self._loader = self._build()
-        yield from self._loader
+            _OPEN.add(self)
+        try:
+            yield from self._loader
+        finally:  # the pass ended, or its consumer let it go: its threads stop now, not at exit
+            self.close()
+
+    def close(self) -> None:
+        """Stops the threads of the pass under way and waits for them (a tenth of a second or
+        so); the next ``iter()`` starts new ones. Left running to the interpreter's exit, a thread
+        inside a torch kernel aborted the process ("terminate called without an active
+        exception")."""
+        loader, self._loader = self._loader, None
+        _OPEN.discard(self)
+        if loader is not None:
+            _shut_down(loader)
 
     def _pinned(self, batch: Any) -> Any:
         if not self.pin_memory:

@@ -2,9 +2,14 @@
 batches of the DataLoader, for a seed, train or eval, folder or Parquet shards, at any number of
 workers of either kind; the threads' own settings; what the consumer loop records of it."""
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
+from feedbench.datasets import make_image_folder
 from feedbench.pipelines import measure
 from feedbench.vision import torch_loader
 from feedbench.vision.torch_threads import threads_loader
@@ -44,6 +49,25 @@ def test_it_reports_its_threads_and_what_it_makes_ahead(small_folder):
     assert roles["threads making batches"] == 3 and roles["main process intra-op"] == torch.get_num_threads()
     assert loader.loader_stats().batches_ahead == 6
     assert "threads making batches" not in dict(threads_loader(small_folder.root, workers=0).loader_stats().threads)
+    # "auto" warm-up: drains what it made ahead
     result = measure(loader, workload="emulated:1ms", device="cpu", steps=4, warmup="auto")
-    assert result.ok and result.samples == 16 and result.config["warmup"] == 2 * 6 + 4  # auto: drains what it made ahead
+    assert result.ok and result.samples == 16 and result.config["warmup"] == 2 * 6 + 4
     assert result.config["threads"] == roles
+
+
+def test_a_script_that_stops_mid_epoch_exits_cleanly(tmp_path):
+    """Threads left inside a torch kernel at the interpreter's exit aborted it ("terminate
+    called without an active exception"): a loader's threads are stopped when its pass is let
+    go, and at exit."""
+    photos = make_image_folder(tmp_path / "photos", 24, classes=2, seed=1, size=(640, 480), workers=1).root
+    script = tmp_path / "partial.py"
+    script.write_text(textwrap.dedent(f"""
+        from feedbench.vision.torch_threads import threads_loader
+        if __name__ == "__main__":
+            batches = iter(threads_loader({str(photos)!r}, batch_size=4, workers=2, prefetch=4))
+            next(batches), next(batches)
+            print("made two")
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "made two\n", done.stderr
+    assert "terminate called" not in done.stderr

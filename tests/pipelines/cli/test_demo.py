@@ -35,14 +35,14 @@ def test_demo_makes_the_datasets_compares_the_frameworks_then_resumes(tmp_path):
     assert out.parent == tmp_path / "demo"
     for task in tasks:
         rows = json.loads((out / task / "results.json").read_text())
-        assert sorted(r["framework"] for r in rows) == registry.frameworks(task)
+        assert sorted(r["framework"] for r in rows) == registry.defaults(task)
         assert all(r["ok"] and r["workers"] == 0 and r["steps"] == 3 for r in rows), [r["error"] for r in rows]
         assert all(r["epochs"] == 1 for r in rows), [(r["framework"], r["epochs"]) for r in rows]  # one epoch holds all
         assert (out / task / "throughput.png").is_file() and "## Verdict" in (out / task / "report.md").read_text()
         # why it starves: feedbench explain of every framework, linked from the report
         explained = json.loads((out / task / "explain" / "stages.json").read_text())
         assert explained["complete"] and sorted(f["framework"] for f in explained["frameworks"]) == \
-            registry.frameworks(task)
+            registry.defaults(task)
         assert "[explain/explain.md](explain/explain.md)" in (out / task / "report.md").read_text()
         assert (out / task / "explain" / "stages.png").is_file()
     image_rows = json.loads((out / "image" / "results.json").read_text())
@@ -55,7 +55,7 @@ def test_demo_makes_the_datasets_compares_the_frameworks_then_resumes(tmp_path):
                             timeout=600)
     assert second.returncode == 0, second.stderr
     assert "generated" not in second.stdout and second.stdout.count("reused") == 3
-    assert second.stdout.count(f"{len(registry.frameworks('image'))} of 2 cells were already in") >= 1
+    assert second.stdout.count(f"{len(registry.defaults('image'))} of 2 cells were already in") >= 1
     assert json.loads((out / "image" / "results.json").read_text()) == image_rows  # nothing measured again
     assert second.stdout.count("why it starves (kept from") == len(tasks)  # nor explained again
 
