@@ -94,6 +94,11 @@ _THREADS = dict(label="torch threads (torchdata.nodes)", workers="threads of the
                 "calling thread, in turn with the consumer", autotune="one thread per CPU", tunes_itself=False,
                 contender=True)
 
+_GPU = dict(label="torch, decode and transforms on the GPU", workers="DataLoader worker processes reading and "
+            "batching the encoded images", prefetch="batches made ahead per worker (prefetch_factor)",
+            zero_workers="reads each batch in the main process, in turn with the consumer",
+            autotune="one worker process per CPU", tunes_itself=False, contender=True)
+
 _IMAGE_STAGES = ("read", "decode", "transform")  # vision._common.SAMPLE_STAGES (the test holds them equal)
 _TEXT_STAGES = ("read", "tokenize", "encode")  # text._common.SAMPLE_STAGES
 
@@ -115,6 +120,9 @@ BACKENDS: tuple[Backend, ...] = (
             "feedbench.vision.torch_threads:build_threads_loader", "feedbench.vision.torch_threads:threads_loader",
             "feedbench.vision._common:resolve_source", "feedbench.vision.torch_threads:build_threads_prefix",
             _IMAGE_STAGES, **_THREADS),
+    Backend("image", "torch-gpu", "feedbench.vision._common:ImageConfig", "feedbench.vision.torch_gpu:build_gpu_loader",
+            "feedbench.vision.torch_gpu:gpu_loader", "feedbench.vision._common:resolve_source",
+            "feedbench.vision.torch_gpu:build_gpu_prefix", _IMAGE_STAGES, **_GPU),
     Backend("text", "torch-threads", "feedbench.text._config:TextConfig",
             "feedbench.text.torch_threads:build_threads_loader", "feedbench.text.torch_threads:threads_loader",
             "feedbench.text._records:resolve", "feedbench.text.torch_threads:build_threads_prefix", _TEXT_STAGES,

@@ -220,16 +220,18 @@ class BadImages:
                            batches_ahead=batches_ahead(self.config.workers, self.config.prefetch),
                            threads=self.thread_roles())
 
-    def checked(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor, list[str]]],
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def bad(self, problem: str) -> None:
+        """A bad image: raises DatasetError naming it ("raise"), or counts it once ("skip")."""
+        if self.config.on_error == "raise":
+            raise DatasetError(problem)
+        if problem not in self._problems:
+            self._problems.add(problem)
+            log.warning("skipped %s", problem)
+
+    def checked(self, batches: Iterator[tuple[Any, torch.Tensor, list[str]]]) -> Iterator[tuple[Any, torch.Tensor]]:
         for images, labels, problems in batches:
-            if problems:
-                if self.config.on_error == "raise":
-                    raise DatasetError(problems[0])
-                for problem in problems:
-                    if problem not in self._problems:
-                        self._problems.add(problem)
-                        log.warning("skipped %s", problem)
+            for problem in problems:
+                self.bad(problem)
             if len(labels):
                 yield images, labels
 
