@@ -43,6 +43,9 @@ class Backend:
         autotune: What "autotune" workers means for it, a phrase.
         tunes_itself: Whether "autotune" is a tuning of its own (tf.data's AUTOTUNE) and so
             a contender in a sweep, rather than a fixed count (one worker per CPU).
+        machine_check: "module:function" (no arguments) that raises ConfigError, in one line,
+            where this machine cannot run the backend (torch-gpu without a GPU); "" for none.
+            Every command runs it before anything is measured.
         contender: One of the loaders measured against the two defaults (torch's DataLoader
             and tf.data): run when named (``--frameworks torch,tf,torch-threads``), not in a
             command's default set (:func:`defaults`).
@@ -63,6 +66,7 @@ class Backend:
     autotune: str
     tunes_itself: bool
     contender: bool = False
+    machine_check: str = ""
 
     def make_config(self, options: Mapping[str, Any]) -> Any:
         """The task's frozen configuration from keyword options (ConfigError on a bad one)."""
@@ -97,7 +101,8 @@ _THREADS = dict(label="torch threads (torchdata.nodes)", workers="threads of the
 _GPU = dict(label="torch, decode and transforms on the GPU", workers="DataLoader worker processes reading and "
             "batching the encoded images", prefetch="batches made ahead per worker (prefetch_factor)",
             zero_workers="reads each batch in the main process, in turn with the consumer",
-            autotune="one worker process per CPU", tunes_itself=False, contender=True)
+            autotune="one worker process per CPU", tunes_itself=False, contender=True,
+            machine_check="feedbench.vision.torch_gpu:gpu_device")
 
 _IMAGE_STAGES = ("read", "decode", "transform")  # vision._common.SAMPLE_STAGES (the test holds them equal)
 _TEXT_STAGES = ("read", "tokenize", "encode")  # text._common.SAMPLE_STAGES
@@ -203,6 +208,13 @@ def prefix_factory(task: str, framework: str, source: Any, config: Any, through:
     if through not in entry.stages:
         raise ConfigError(f"unknown {task} stage {through!r}; choose {', '.join(entry.stages)}")
     return functools.partial(build_prefix, task, framework, str(source), config, through)
+
+
+def check_machine(task: str, framework: str) -> None:
+    """Raises ConfigError where this machine cannot run (`task`, `framework`) (its machine check)."""
+    entry = backend(task, framework)
+    if entry.machine_check:
+        load(entry.machine_check)()
 
 
 def check_source(task: str, source: Any) -> None:

@@ -64,9 +64,11 @@ class Settings:
         return json.loads(json.dumps(data, sort_keys=True, default=str))
 
     def check_frameworks(self, frameworks: Iterable[str]) -> None:
-        """Raises ConfigError when a framework, or an option for it, is unknown."""
+        """Raises ConfigError when a framework, or an option for it, is unknown, or this machine
+        cannot run the framework (torch-gpu without a GPU)."""
         for framework in frameworks:
             registry.make_config(self.task, framework, {**self.options, "workers": 0})
+            registry.check_machine(self.task, framework)
 
 
 def _check_source(task: str, path: Path) -> None:

@@ -18,11 +18,13 @@ def problems(entry: Backend) -> list[str]:
     found = []
     for field in dataclasses.fields(entry):
         value = getattr(entry, field.name)
+        if field.name == "machine_check":  # optional: "" where any machine runs it
+            continue
         if field.type == "str" and (not isinstance(value, str) or not value.strip()):
             found.append(f"{field.name} is empty")
     if entry.task not in ("image", "text"):
         found.append(f"task {entry.task!r}")
-    for name in ("config", "builder", "factory", "source_check", "prefix"):
+    for name in ("config", "builder", "factory", "source_check", "prefix", "machine_check"):
         try:
             getattr(entry, name) and registry.load(getattr(entry, name))
         except (ImportError, AttributeError, ValueError) as exc:
@@ -39,7 +41,7 @@ def problems(entry: Backend) -> list[str]:
     if keywords != fields:
         found.append(f"factory {entry.factory} keywords differ from {entry.config}: "
                      f"{sorted(set(keywords.items()) ^ set(fields.items()), key=str)}")
-    for name in ("builder", "source_check", "prefix"):
+    for name in ("builder", "source_check", "prefix", *(("machine_check",) if entry.machine_check else ())):
         if not callable(registry.load(getattr(entry, name))):
             found.append(f"{name} is not callable")
     # the prefix stages are the pipeline's own (its framework-free module's SAMPLE_STAGES)
@@ -63,6 +65,13 @@ def test_an_incomplete_entry_is_caught():
     # text keywords, image config
     wrong = dataclasses.replace(good, factory="feedbench.text.torch_pipeline:torch_loader")
     assert "keywords differ" in problems(wrong)[0]
+
+
+def test_the_defaults_are_torch_and_tf_and_contenders_run_when_named():
+    for task in registry.tasks():
+        assert registry.defaults(task) == ["tf", "torch"]
+        assert "torch-threads" in registry.frameworks(task)
+    assert "torch-gpu" in registry.frameworks("image")
 
 
 def test_names_are_unique_and_every_task_has_its_pair():

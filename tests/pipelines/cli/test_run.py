@@ -80,6 +80,24 @@ def test_cuda_where_there_is_none_is_one_line(small_folder, capsys):
                                    "but torch sees no CUDA device on this machine\n")
 
 
+def test_a_contender_runs_as_the_defaults_do(small_folder, capsys):
+    status = main(["run", "--task", "image", "--framework", "torch-threads", "--data", str(small_folder.root),
+                   "--workers", "2", "--device", "cpu", *TINY])
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    assert out.out.startswith("image torch-threads workers=2: emulated:5ms on cpu") and "samples/s" in out.out
+
+
+def test_torch_gpu_where_torch_sees_no_gpu_is_one_line(small_folder, capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    status = main(["run", "--task", "image", "--framework", "torch-gpu", "--data", str(small_folder.root), *TINY])
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("feedbench: error: torch-gpu decodes and transforms on a CUDA GPU")
+    assert len(err.strip().splitlines()) == 1 and "torch sees none on this machine" in err
+
+
 def test_a_failed_run_is_one_line_through_the_entry_point(tmp_path):
     broken = tmp_path / "broken" / "cats"
     broken.mkdir(parents=True)
