@@ -104,6 +104,11 @@ _GPU = dict(label="torch, decode and transforms on the GPU", workers="DataLoader
             autotune="one worker process per CPU", tunes_itself=False, contender=True,
             machine_check="feedbench.vision.torch_gpu:gpu_device")
 
+_DALI = dict(label="NVIDIA DALI", workers="CPU threads of the DALI pipeline (num_threads)",
+             prefetch="batches in the pipeline's queue (prefetch_queue_depth)",
+             zero_workers="runs one CPU thread (DALI cannot run without one)", autotune="one thread per CPU",
+             tunes_itself=False, contender=True, machine_check="feedbench.vision.dali_pipeline:dali_device")
+
 _IMAGE_STAGES = ("read", "decode", "transform")  # vision._common.SAMPLE_STAGES (the test holds them equal)
 _TEXT_STAGES = ("read", "tokenize", "encode")  # text._common.SAMPLE_STAGES
 
@@ -128,6 +133,9 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("image", "torch-gpu", "feedbench.vision._common:ImageConfig", "feedbench.vision.torch_gpu:build_gpu_loader",
             "feedbench.vision.torch_gpu:gpu_loader", "feedbench.vision._common:resolve_source",
             "feedbench.vision.torch_gpu:build_gpu_prefix", _IMAGE_STAGES, **_GPU),
+    Backend("image", "dali", "feedbench.vision._common:ImageConfig", "feedbench.vision.dali_pipeline:build_dali_loader",
+            "feedbench.vision.dali_pipeline:dali_loader", "feedbench.vision._common:resolve_source",
+            "feedbench.vision.dali_pipeline:build_dali_prefix", _IMAGE_STAGES, **_DALI),
     Backend("text", "torch-threads", "feedbench.text._config:TextConfig",
             "feedbench.text.torch_threads:build_threads_loader", "feedbench.text.torch_threads:threads_loader",
             "feedbench.text._records:resolve", "feedbench.text.torch_threads:build_threads_prefix", _TEXT_STAGES,

@@ -85,7 +85,8 @@ def test_names_are_unique_and_every_task_has_its_pair():
 def test_unknown_task_framework_and_option_are_clear_errors():
     with pytest.raises(ConfigError, match="unknown task 'video'; choose image, text"):
         registry.loader_factory("video", "torch", "x", None)
-    with pytest.raises(ConfigError, match="unknown framework 'jax' for task 'image'; choose tf, torch"):
+    with pytest.raises(ConfigError, match="unknown framework 'jax' for task 'image'; choose dali, tf, torch, "
+                                          "torch-gpu, torch-threads"):
         registry.make_config("image", "jax", {})
     with pytest.raises(ConfigError, match="unknown option.*colour"):
         registry.make_config("image", "torch", {"colour": "red"})

@@ -24,7 +24,8 @@ THROUGHPUT_PNG = "throughput.png"
 MEMORY_PNG = "memory.png"
 
 
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+# matplotlib's tab10, one per framework of a plot (the two defaults and every contender)
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 def _series(ax: Any, rows: Sequence[Row], key: str, scale: float, x: dict, style: str = "-",
