@@ -11,7 +11,7 @@ import pytest
 
 from feedbench.pipelines import LoaderError
 from feedbench.vision import torch_loader
-from feedbench.vision.torch_pipeline import _collate
+from feedbench.vision.torch_pipeline import collate
 
 SCRIPT = """
 from feedbench.pipelines import measure
@@ -69,10 +69,10 @@ def test_a_worker_stacks_its_image_batch_straight_into_shared_memory(small_folde
     loader = torch_loader(small_folder.root, workers=0, batch_size=4, image_size=16, shuffle=False)
     samples = [loader.dataset[(0, i)] for i in range(4)]
     expected = torch.stack([image for image, _, _ in samples])
-    images, labels, problems = _collate(samples)
+    images, labels, problems = collate(samples)
     assert not images.is_shared() and torch.equal(images, expected) and not problems
     monkeypatch.setattr(worker_state, "_worker_info",
                         worker_state.WorkerInfo(id=0, num_workers=1, seed=0, dataset=loader.dataset))
     assert torch.utils.data.get_worker_info() is not None
-    images, labels, problems = _collate(samples)
+    images, labels, problems = collate(samples)
     assert images.is_shared() and torch.equal(images, expected) and len(labels) == 4
