@@ -2,13 +2,17 @@
 
 Run on a machine with CUDA and many cores (docs/ record what it printed):
 
-    python benchmarks/gpu_figures.py --out DIR [--workers 1,2,4,8,16] [--skip validate,scaling,feed]
+    python benchmarks/gpu_figures.py --out DIR [--workers 1,2,4,8,16] [--skip validate,scaling,feed,contenders]
 
 - validate: the consumer loop against producers of known cost on CUDA (CUDA events).
 - scaling: the torch image train pipeline at N workers pinned to N cores, near-free consumer.
 - feed: the torch image pipeline feeding a real ResNet-50 training step (the resnet50
   workload: bf16 autocast and channels_last on CUDA; each line names it as the run recorded
   it), float32 against uint8 batches.
+- contenders: the same ResNet-50 step at batch 256 fed by each backend (torch, torch-threads,
+  torch-gpu, dali, tf where installed) from all cores but one, uint8 batches (normalized on the
+  device), AU and images/s side by side (docs/contenders.md). A backend this machine cannot run
+  (dali without DALI, tf without TensorFlow) prints its one-line reason.
 
 Each run is isolated (`run_isolated`). Results go to DIR/*.json and a table to stdout.
 """
@@ -35,16 +39,19 @@ def _window(workers: int) -> tuple[int, int]:
     return 2 * workers * PREFETCH + 6, max(30, 8 * workers)
 
 
-def _image_run(workers: int, cpus: int, workload: str, device: str, **options) -> dict:
+def _image_run(workers: int, cpus: int, workload: str, device: str, framework: str = "torch", batch: int = BATCH,
+               **options) -> dict:
     data = default_images(n=IMAGES)
-    config = registry.make_config("image", "torch", {"batch_size": BATCH, "workers": workers, "seed": 0,
-                                                      "prefetch": PREFETCH, **options})
+    config = registry.make_config("image", framework, {"batch_size": batch, "workers": workers, "seed": 0,
+                                                        "prefetch": PREFETCH, **options})
     warmup, steps = _window(workers)
-    assert IMAGES // BATCH >= warmup + steps + 2, "the window would cross an epoch"
+    if IMAGES // batch < warmup + steps + 2:  # a large batch: fewer steps, the window still inside one epoch
+        warmup, steps = min(warmup, 8), IMAGES // batch - min(warmup, 8) - 2
+    assert IMAGES // batch >= warmup + steps + 2, "the window would cross an epoch"
     measure = MeasureConfig(workload=workload, device=device, steps=steps, warmup=warmup, cpus=cpus, limit_s=400,
                             timeout=300.0)
-    spec = RunSpec(registry.loader_factory("image", "torch", data.root, config), measure,
-                   config={"framework": "torch", "workers": workers, **options})
+    spec = RunSpec(registry.loader_factory("image", framework, data.root, config), measure,
+                   config={"framework": framework, "workers": workers, **options})
     return run_isolated(spec).to_dict()
 
 
@@ -78,6 +85,22 @@ def feed(workers: int, out: Path) -> None:
         (out / "feed.json").write_text(json.dumps(rows, indent=1, default=str))
 
 
+def contenders(workers: int, out: Path) -> None:
+    from feedbench.pipelines.core.errors import FeedbenchError
+
+    rows = []
+    for framework in ("torch", "torch-threads", "torch-gpu", "dali", "tf"):
+        try:
+            registry.check_machine("image", framework)
+            row = _image_run(workers, workers + 1, "resnet50", "cuda", framework=framework, batch=256, output="uint8")
+        except (FeedbenchError, ImportError) as exc:
+            row = {"ok": False, "error": str(exc)}
+        row["framework"] = framework
+        rows.append(row)
+        print(f"contenders resnet50 batch=256 uint8 {framework:13s} workers={workers}: {_line(row)}", flush=True)
+        (out / "contenders.json").write_text(json.dumps(rows, indent=1, default=str))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -106,6 +129,8 @@ def main() -> int:
     print(f"images ready after {time.perf_counter() - started:.0f} s", flush=True)
     if "feed" not in skip:
         feed(args.feed_workers or cores - 1, args.out)
+    if "contenders" not in skip:
+        contenders(args.feed_workers or cores - 1, args.out)
     if "scaling" not in skip:
         scaling(counts, args.out)
     print(f"done in {time.perf_counter() - started:.0f} s", flush=True)

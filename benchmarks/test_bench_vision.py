@@ -79,3 +79,21 @@ def test_tf_autotune_against_the_best_fixed_setting(benchmark):
     if best:
         assert result.samples_per_s >= 0.9 * best, (f"AUTOTUNE {result.samples_per_s:.0f} images/s, "
                                                      f"best fixed {best:.0f}")
+
+
+@pytest.mark.benchmark(group="image-contenders")
+def test_threads_against_processes_at_equal_cpus(benchmark):
+    """torch-threads against torch's worker processes, each with one worker per core on all the
+    cores (docs/contenders.md). Targets: threads start in less time and peak in less memory (no
+    process to start, no second copy of torch); throughput is recorded, its ratio in extra_info."""
+    threads, thread_rounds = _median_run(benchmark, "torch-threads", CORES, CORES)
+    processes = sorted((_run("torch", CORES, CORES) for _ in range(ROUNDS)), key=lambda r: r.samples_per_s)
+    assert all(r.ok for r in processes), [r.error for r in processes if not r.ok]
+    middle = processes[len(processes) // 2]
+    record_result(benchmark, threads, samples_per_s_rounds=thread_rounds, cores=CORES,
+                  processes_samples_per_s=[r.samples_per_s for r in processes],
+                  throughput_ratio=threads.samples_per_s / middle.samples_per_s,
+                  ttfb_s=threads.ttfb_s, processes_ttfb_s=middle.ttfb_s,
+                  peak_pss_bytes=threads.peak_pss_bytes, processes_peak_pss_bytes=middle.peak_pss_bytes)
+    assert threads.ttfb_s < middle.ttfb_s, f"first batch: threads {threads.ttfb_s:.2f} s, processes {middle.ttfb_s:.2f}"
+    assert threads.peak_pss_bytes < middle.peak_pss_bytes
