@@ -100,12 +100,23 @@ def test_existing_results_are_refused_without_resume_and_other_settings_with_it(
     assert len(rows_in(out)) == 4
 
 
+def _interruptible():
+    """In the child, before it runs compare: SIGINT as a terminal gives it, whatever this process
+    inherited. A test suite started in the background by a non-interactive shell ignores SIGINT
+    (POSIX: an asynchronous list ignores SIGINT and SIGQUIT), a child inherits the ignoring across
+    exec, and Python leaves an ignored SIGINT ignored: compare then rightly ran on to the end and
+    exited 0 (what a background job should do), and this test failed whenever the suite ran in the
+    background."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_an_interrupted_grid_resumes_where_it_stopped(fault, small_folder, tmp_path):
     out = tmp_path / "out"
     args = [FEEDBENCH, "compare", "--task", "image", "--data", str(small_folder.root), "--frameworks", "torch",
             "--workers", "0,1,2", "--out", str(out), *TINY]
     with open(tmp_path / "stderr", "w") as err:
-        first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+        first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_interruptible)
         deadline, first_cell = time.monotonic() + 240, set()
         while not (out / "results.json").is_file() and time.monotonic() < deadline and first.poll() is None:
             first_cell |= {p.pid for p in psutil.Process(first.pid).children()}
