@@ -63,7 +63,7 @@ def _stage_figure(found: Sequence[FrameworkExplanation], title: str) -> Any:
     consumer's copy and step per sample (which run beside the workers, not after them)."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(max(6.0, 2.6 * len(found) + 2.5), 5.0), layout="constrained")
+    figure = Figure(figsize=(max(8.0, 2.6 * len(found) + 2.5), 5.0), layout="constrained")  # the title fits
     ax = figure.subplots()
     ticks, labels, seen = [], [], set()
     for index, one in enumerate(found):
