@@ -9,7 +9,12 @@ import sys
 from pathlib import Path
 
 from feedbench.pipelines.cli.compare import frameworks_of
-from feedbench.pipelines.cli.options import add_settings_options, one_line_errors, settings_from_args
+from feedbench.pipelines.cli.options import (
+    FRAMEWORKS_HELP,
+    add_settings_options,
+    one_line_errors,
+    settings_from_args,
+)
 from feedbench.pipelines.cli.progress import stdout_console
 from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.loop.config import from_options
@@ -29,7 +34,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     capacity.add_argument("--accelerator", default="h100-resnet50", metavar="NAME",
                           help=f"{', '.join(PROFILES)} (MLPerf Storage / DLIO workload configs), or a custom one: "
                           "step=224ms,batch=400 (default h100-resnet50); it sets the batch size and the workload")
-    capacity.add_argument("--frameworks", help="comma-separated, of torch, tf, torch-threads (default: torch,tf)")
+    capacity.add_argument("--frameworks", help=FRAMEWORKS_HELP)
     capacity.add_argument("--out", required=True, metavar="DIR", help="folder for the files (made if missing)")
     capacity.add_argument("--target-au", type=float, default=0.9, metavar="AU",
                           help="the AU every rank must hold, in (0, 1] (default 0.9, MLPerf Storage's)")

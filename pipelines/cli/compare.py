@@ -9,6 +9,7 @@ from pathlib import Path
 
 from feedbench.pipelines import registry
 from feedbench.pipelines.cli.options import (
+    FRAMEWORKS_HELP,
     add_settings_options,
     check_retry,
     one_line_errors,
@@ -32,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "same CPUs, saving each row as it finishes (--resume continues an interrupted grid). Writes "
         "DIR/results.json and .parquet, DIR/throughput.png, DIR/memory.png and DIR/report.md.")
     add_settings_options(compare)
-    compare.add_argument("--frameworks", help="comma-separated, of torch, tf, torch-threads (default: torch,tf)")
+    compare.add_argument("--frameworks", help=FRAMEWORKS_HELP)
     compare.add_argument("--workers", help="comma-separated counts, autotune allowed "
                          "(default: 0, 1, 2, 4, ... up to the CPUs of --cpus)")
     compare.add_argument("--out", required=True, metavar="DIR", help="folder for the results, plots and report")

@@ -10,7 +10,12 @@ import sys
 from pathlib import Path
 
 from feedbench.pipelines.cli.compare import frameworks_of
-from feedbench.pipelines.cli.options import add_settings_options, one_line_errors, settings_from_args
+from feedbench.pipelines.cli.options import (
+    FRAMEWORKS_HELP,
+    add_settings_options,
+    one_line_errors,
+    settings_from_args,
+)
 from feedbench.pipelines.cli.progress import stdout_console
 from feedbench.pipelines.core.errors import ConfigError, OutputError
 from feedbench.pipelines.loop.result import RunResult
@@ -27,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "workers that reach --target-au and measures that count. Writes DIR/stages.json, stages.parquet, "
         "stages.png, ceilings.png and explain.md.")
     add_settings_options(explain)
-    explain.add_argument("--frameworks", help="comma-separated, of torch, tf, torch-threads (default: torch,tf)")
+    explain.add_argument("--frameworks", help=FRAMEWORKS_HELP)
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for the files (made if missing)")
     explain.add_argument("--workers", type=int, metavar="N",
                          help="workers of the ceilings' runs (default: one per CPU of --cpus less one, at least 1)")

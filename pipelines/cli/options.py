@@ -109,3 +109,7 @@ def one_line_errors(parser: argparse.ArgumentParser) -> None:
         parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
 
     parser.error = error  # type: ignore[method-assign]
+
+
+FRAMEWORKS_HELP = ("comma-separated: torch, tf, or a contender: torch-threads, torch-gpu, dali (image) "
+                   "(default: torch,tf; docs/contenders.md)")
