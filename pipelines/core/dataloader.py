@@ -79,6 +79,7 @@ class DeviceAwareLoader:
             dead = _dead_workers(self)
             if not dead and isinstance(exc, RuntimeError) and "exited unexpectedly" not in str(exc):
                 raise
+            _abandon(self)
             raise LoaderError(f"DataLoader worker process {', '.join(dead) or 'unknown'} died "
                               f"({described(exc)}); its own error, if it printed one, is "
                               "above on stderr. A script that starts workers needs an `if __name__ == "
@@ -98,6 +99,39 @@ class DeviceAwareLoader:
         if self.num_workers:
             roles.append(("intra-op per worker process", 1))
         return tuple(roles)
+
+
+def _abandon(loader: Any) -> None:
+    """Ends the iterator of `loader` after one of its workers died, without the iterator's own
+    shutdown: that sets an Event whose lock a worker killed inside it still holds, and waits for
+    ever (it hung the test of a killed worker, in one full run of the suite). The DataLoader's
+    guard against it is a SIGCHLD handler, and a fork server's workers are not children of this
+    process, so the guard never fires. The live workers are killed, the queues closed, the pids
+    let go; the next ``iter()`` starts new workers."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is None or getattr(iterator, "_shutdown", True):
+        return
+    iterator._shutdown = True  # its __del__ then does nothing
+    try:
+        if hasattr(iterator, "_pin_memory_thread"):
+            iterator._pin_memory_thread_done_event.set()  # a threading.Event: no lock shared with workers
+            iterator._pin_memory_thread.join(timeout=10)
+        workers = list(getattr(iterator, "_workers", []))
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+        for worker in workers:
+            worker.join(timeout=5)
+        for queue in [*getattr(iterator, "_index_queues", []), iterator._worker_result_queue]:
+            queue.cancel_join_thread()
+            queue.close()
+    finally:
+        if getattr(iterator, "_worker_pids_set", False):
+            from torch.utils.data._utils import signal_handling
+
+            signal_handling._remove_worker_pids(id(iterator))
+            iterator._worker_pids_set = False
+        loader._iterator = None
 
 
 def _dead_workers(loader: Any) -> list[str]:
