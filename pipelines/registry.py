@@ -69,12 +69,15 @@ class Backend:
     machine_check: str = ""
 
     def make_config(self, options: Mapping[str, Any]) -> Any:
-        """The task's frozen configuration from keyword options (ConfigError on a bad one)."""
-        config_class = load(self.config)
-        unknown = set(options) - {f.name for f in dataclasses.fields(config_class)}
+        """The task's frozen configuration from keyword options (ConfigError on a bad one).
+
+        An option that only other backends of the task take (``service``: tf-service's) is
+        left out, so that one set of options serves every backend of a comparison."""
+        fields = option_names(self)
+        unknown = set(options) - fields - {name for entry in backends(self.task) for name in option_names(entry)}
         if unknown:
             raise ConfigError(f"unknown option(s) for the {self.task} pipeline: {', '.join(sorted(unknown))}")
-        return config_class(**options)
+        return load(self.config)(**{name: value for name, value in options.items() if name in fields})
 
     def build(self, source: Any, config: Any) -> Iterable[Any]:
         """The loader over `source` with `config`."""
@@ -109,6 +112,17 @@ _DALI = dict(label="NVIDIA DALI", workers="CPU threads of the DALI pipeline (num
              zero_workers="runs one CPU thread (DALI cannot run without one)", autotune="one thread per CPU",
              tunes_itself=False, contender=True, machine_check="feedbench.vision.dali_pipeline:dali_device")
 
+_SERVICE = dict(label="tf.data service", workers="tf.data service worker processes (local: started within the "
+                "CPU budget; remote: those the dispatcher has)", prefetch="batches in the client's prefetch buffer",
+                zero_workers="runs one service worker (a service cannot run without one)",
+                autotune="one service worker per CPU", tunes_itself=False, contender=True)
+
+_RAY = dict(label="Ray Data", workers="Ray actors running the map_batches stage, one CPU each",
+            prefetch="batches iter_torch_batches fetches ahead (prefetch_batches)",
+            zero_workers="runs one actor (a Ray Data stage cannot run without one)",
+            autotune="one actor per CPU", tunes_itself=False, contender=True,
+            machine_check="feedbench.pipelines.core.ray_cluster:ray_installed")
+
 _IMAGE_STAGES = ("read", "decode", "transform")  # vision._common.SAMPLE_STAGES (the test holds them equal)
 _TEXT_STAGES = ("read", "tokenize", "encode")  # text._common.SAMPLE_STAGES
 
@@ -140,7 +154,31 @@ BACKENDS: tuple[Backend, ...] = (
             "feedbench.text.torch_threads:build_threads_loader", "feedbench.text.torch_threads:threads_loader",
             "feedbench.text._records:resolve", "feedbench.text.torch_threads:build_threads_prefix", _TEXT_STAGES,
             **_THREADS),
+    Backend("image", "tf-service", "feedbench.vision._common:ServiceImageConfig",
+            "feedbench.vision.tf_service:build_service_dataset", "feedbench.vision.tf_service:service_dataset",
+            "feedbench.vision._common:resolve_source", "feedbench.vision.tf_service:build_service_prefix",
+            _IMAGE_STAGES, **_SERVICE),
+    Backend("text", "tf-service", "feedbench.text._config:ServiceTextConfig",
+            "feedbench.text.tf_service:build_service_dataset", "feedbench.text.tf_service:service_dataset",
+            "feedbench.text._records:resolve", "feedbench.text.tf_service:build_service_prefix", _TEXT_STAGES,
+            **_SERVICE),
+    Backend("image", "ray", "feedbench.vision._common:RayImageConfig", "feedbench.vision.ray_pipeline:build_ray_loader",
+            "feedbench.vision.ray_pipeline:ray_loader", "feedbench.vision._common:resolve_source",
+            "feedbench.vision.ray_pipeline:build_ray_prefix", _IMAGE_STAGES, **_RAY),
+    Backend("text", "ray", "feedbench.text._config:RayTextConfig", "feedbench.text.ray_pipeline:build_ray_loader",
+            "feedbench.text.ray_pipeline:ray_loader", "feedbench.text._records:resolve",
+            "feedbench.text.ray_pipeline:build_ray_prefix", _TEXT_STAGES, **_RAY),
 )
+
+
+def option_names(entry: Backend) -> frozenset[str]:
+    """The keyword options `entry`'s configuration takes."""
+    return frozenset(f.name for f in dataclasses.fields(load(entry.config)))
+
+
+def takers(task: str, option: str) -> list[str]:
+    """The backends of `task` that take `option` (``service``: ["tf-service"])."""
+    return [entry.name for entry in backends(task) if option in option_names(entry)]
 
 
 def tasks() -> list[str]:

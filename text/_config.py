@@ -10,6 +10,7 @@ from feedbench.pipelines.core import checks, sharding
 from feedbench.pipelines.core.checks import ON_ERROR
 from feedbench.pipelines.core.errors import ConfigError
 from feedbench.pipelines.core.machine import default_workers
+from feedbench.pipelines.core.remote import RayOptions, ServiceOptions
 from feedbench.text.tokenizers import check_name
 from feedbench.text.vocab import Vocab
 
@@ -109,3 +110,22 @@ class TextConfig:
         if isinstance(self.vocab, Vocab):
             out["vocab"] = f"<Vocab of {len(self.vocab)} tokens>"
         return out
+
+
+@dataclass(frozen=True)
+class ServiceTextConfig(ServiceOptions, TextConfig):
+    """The ``tf-service`` backend's settings: a TextConfig and where its service runs
+    (:class:`~feedbench.pipelines.core.remote.ServiceOptions`). The tokenizer must be "regex":
+    tf.data runs the others in Python, which the service's workers cannot call."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tokenizer != "regex":
+            raise ConfigError(f"tokenizer {self.tokenizer!r}: tf.data runs it in Python (tf.numpy_function), which "
+                              "tf.data service workers cannot call; use the regex tokenizer (--tokenizer regex)")
+
+
+@dataclass(frozen=True)
+class RayTextConfig(RayOptions, TextConfig):
+    """The ``ray`` backend's settings: a TextConfig and where its Ray cluster runs
+    (:class:`~feedbench.pipelines.core.remote.RayOptions`)."""

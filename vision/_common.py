@@ -22,6 +22,7 @@ from feedbench.pipelines.core import checks, sharding
 from feedbench.pipelines.core.checks import ON_ERROR
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.machine import default_workers
+from feedbench.pipelines.core.remote import RayOptions, ServiceOptions
 
 if TYPE_CHECKING:
     from feedbench.datasets.parquet import ParquetShards
@@ -108,6 +109,18 @@ class ImageConfig:
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
+
+
+@dataclass(frozen=True)
+class ServiceImageConfig(ServiceOptions, ImageConfig):
+    """The ``tf-service`` backend's settings: an ImageConfig and where its service runs
+    (:class:`~feedbench.pipelines.core.remote.ServiceOptions`)."""
+
+
+@dataclass(frozen=True)
+class RayImageConfig(RayOptions, ImageConfig):
+    """The ``ray`` backend's settings: an ImageConfig and where its Ray cluster runs
+    (:class:`~feedbench.pipelines.core.remote.RayOptions`)."""
 
 @dataclass(frozen=True)
 class Crop:

@@ -85,11 +85,25 @@ def test_names_are_unique_and_every_task_has_its_pair():
 def test_unknown_task_framework_and_option_are_clear_errors():
     with pytest.raises(ConfigError, match="unknown task 'video'; choose image, text"):
         registry.loader_factory("video", "torch", "x", None)
-    with pytest.raises(ConfigError, match="unknown framework 'jax' for task 'image'; choose dali, tf, torch, "
-                                          "torch-gpu, torch-threads"):
+    with pytest.raises(ConfigError, match="unknown framework 'jax' for task 'image'; choose dali, ray, tf, "
+                                          "tf-service, torch, torch-gpu, torch-threads"):
         registry.make_config("image", "jax", {})
     with pytest.raises(ConfigError, match="unknown option.*colour"):
         registry.make_config("image", "torch", {"colour": "red"})
+
+
+def test_an_option_of_another_backend_is_left_to_it():
+    """One set of options serves a comparison: the service's address goes to tf-service alone."""
+    options = {"batch_size": 8, "service": "grpc://localhost:5050", "ray_address": "ray://head:10001"}
+    assert not hasattr(registry.make_config("image", "torch", options), "service")
+    service = registry.make_config("image", "tf-service", options)
+    assert (service.service, service.batch_size) == ("grpc://localhost:5050", 8) and not hasattr(service, "ray_address")
+    assert registry.make_config("image", "ray", options).ray_address == "ray://head:10001"
+    assert registry.takers("image", "service") == ["tf-service"]
+    assert registry.takers("text", "ray_address") == ["ray"]
+    assert set(registry.takers("image", "batch_size")) == set(registry.frameworks("image"))
+    with pytest.raises(ConfigError, match="service 'localhost:5050:1': expected host:port"):
+        registry.make_config("image", "tf-service", {"service": "localhost:5050:1"})
 
 
 def test_a_registered_pipeline_runs_isolated(small_folder):
