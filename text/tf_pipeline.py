@@ -22,7 +22,7 @@ from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.frameworks import import_tensorflow, private_threads
 from feedbench.pipelines.core.seeds import stream_seed
-from feedbench.pipelines.core.stats import attach
+from feedbench.pipelines.core.stats import LoaderStats, attach
 from feedbench.text import _records, tokenizers
 from feedbench.text._common import SAMPLE_STAGES, Prepared, prepare, prepare_source
 from feedbench.text._config import TextConfig
@@ -253,14 +253,26 @@ def build_tf_prefix(source: str | os.PathLike[str] | Any, cfg: TextConfig, throu
 
 
 def _pipeline(source: str | os.PathLike[str] | Any, cfg: TextConfig, through: str | None) -> tf.data.Dataset:
+    made, stats = batches(source, cfg, through)
+    if cfg.prefetch != 0:
+        made = made.prefetch(tf.data.AUTOTUNE if cfg.prefetch == AUTOTUNE else cfg.prefetch)
+    made, threads = private_threads(made, cfg.workers, cfg.prefetch)
+    with_threads = dataclasses.replace(stats(), threads=threads)
+    return attach(made, lambda: with_threads)
+
+
+def batches(source: str | os.PathLike[str] | Any, cfg: TextConfig, through: str | None, *,
+            remote: bool = False) -> tuple[tf.data.Dataset, Callable[[], LoaderStats]]:
+    """The pipeline's batches before its prefetch, and its stats. `remote`: as tf.data service
+    workers make them, other processes that cannot call this one's Python (the config holds
+    the native "regex" tokenizer: ServiceTextConfig), each document encoded in turn (a worker is
+    one sequential map, as a DataLoader worker is one process)."""
     prepared = _prepare(source, cfg)
     encoder = (_native_encoder if cfg.tokenizer == "regex" else _python_encoder)(prepared.vocab, cfg, through)
-    batches = _batched(_encoded(_documents(prepared, cfg), encoder, cfg, through), prepared, cfg)
-    if cfg.prefetch != 0:
-        batches = batches.prefetch(tf.data.AUTOTUNE if cfg.prefetch == AUTOTUNE else cfg.prefetch)
-    batches, threads = private_threads(batches, cfg.workers, cfg.prefetch)
-    stats = dataclasses.replace(prepared.stats(cfg), threads=threads)
-    return attach(batches, lambda: stats)
+    mapping = dataclasses.replace(cfg, workers=0) if remote else cfg
+    made = _batched(_encoded(_documents(prepared, cfg), encoder, mapping, through), prepared, cfg)
+    stats = prepared.stats(cfg)
+    return made, lambda: stats
 
 
 def tf_dataset(

@@ -7,6 +7,7 @@ examples) -> shuffle (per epoch, seeded) -> read + decode + transform (``map`` o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -21,7 +22,7 @@ from feedbench.datasets.parquet import ParquetShards
 from feedbench.pipelines.core import checks, sharding
 from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.core.checks import AUTOTUNE
-from feedbench.pipelines.core.errors import DatasetError
+from feedbench.pipelines.core.errors import ConfigError, DatasetError
 from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds, private_threads
 from feedbench.pipelines.core.seeds import stream_seed
 from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead
@@ -412,18 +413,22 @@ class _Failures:
 
 
 def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool,
-               through: str | None = None) -> tuple[tf.data.Dataset, _Failures]:
+               through: str | None = None, remote: bool = False) -> tuple[tf.data.Dataset, _Failures]:
     """Read (files), decode and transform on `workers` threads, and batch: (images, labels)
     batches; and what did not decode (see _Failures).
 
     `elements` are (file path or encoded image, label, name). With `through` (a stage of
     _common.SAMPLE_STAGES), each sample stops after that stage as one float32 number (its
     size in bytes, or its first pixel): the prefix pipeline of build_tf_prefix.
+
+    `remote`: the batches are made by tf.data service workers, other processes, which cannot
+    note names in this process's table nor call back into its Python: each sample is mapped
+    in turn (a worker is one sequential map, as a DataLoader worker is one process), and an
+    image that fails to decode there fails the iteration with the worker's error.
     """
     failures = _Failures(cfg, read_files)
-
-    def load(x: tf.Tensor) -> tf.Tensor:
-        return tf.io.read_file(x) if read_files else x
+    if remote:
+        return _transform_remote(elements, cfg, read_files=read_files, through=through), failures
 
     # Plain graph code (Python branches only on the config): no AutoGraph conversion needed.
     @tf.autograph.experimental.do_not_convert
@@ -432,17 +437,12 @@ def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool,
         with tf.control_dependencies(failures.note(position, name)):
             return tf.identity(position), x, label
 
+    sample = _sample(cfg, read_files=read_files, through=through)
+
     @tf.autograph.experimental.do_not_convert
     def made(*element: Any) -> tuple[tf.Tensor, ...]:
         (position, x, label), seed = element if cfg.train else (element, None)
-        contents = load(x)
-        if through == "read":
-            return position, tf.cast(tf.strings.length(contents), tf.float32), label
-        if through == "decode":
-            return position, tf.cast(_decode(contents)[0, 0, 0], tf.float32), label
-        image = _decode_train(contents, seed, cfg) if cfg.train else _decode_eval(contents, cfg)
-        image = _output(image, cfg)
-        return position, (tf.cast(image[0, 0, 0], tf.float32) if through else image), label
+        return position, sample(x, seed), label
 
     @tf.autograph.experimental.do_not_convert
     def checked(expected: tf.Tensor, batch: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tuple[tf.Tensor, ...]]:
@@ -479,6 +479,45 @@ def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool,
     return batches.map(lambda positions, images, labels: (images, labels)), failures
 
 
+def _sample(cfg: ImageConfig, *, read_files: bool, through: str | None) -> Callable[[tf.Tensor, Any], tf.Tensor]:
+    """(path or encoded image, stateless seed or None) -> the transformed image, or with
+    `through` the one float32 number its prefix stops at."""
+
+    def sample(x: tf.Tensor, seed: tf.Tensor | None) -> tf.Tensor:
+        contents = tf.io.read_file(x) if read_files else x
+        if through == "read":
+            return tf.cast(tf.strings.length(contents), tf.float32)
+        if through == "decode":
+            return tf.cast(_decode(contents)[0, 0, 0], tf.float32)
+        image = _decode_train(contents, seed, cfg) if cfg.train else _decode_eval(contents, cfg)
+        image = _output(image, cfg)
+        return tf.cast(image[0, 0, 0], tf.float32) if through else image
+
+    return sample
+
+
+def _transform_remote(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool,
+                      through: str | None) -> tf.data.Dataset:
+    """_transform's batches as a tf.data service worker makes them (see _transform)."""
+    sample = _sample(cfg, read_files=read_files, through=through)
+    elements = elements.map(lambda x, label, name: (x, label))
+    if cfg.train:
+        seeds = tf.data.Dataset.random(seed=stream_seed(cfg.seed, "crops"), rerandomize_each_iteration=True)
+        elements = tf.data.Dataset.zip(elements, seeds.batch(2))
+
+    @tf.autograph.experimental.do_not_convert
+    def made(*element: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        (x, label), seed = element if cfg.train else (element, None)
+        return sample(x, seed), label
+
+    batches = elements.map(made).batch(cfg.batch_size, drop_remainder=cfg.drop_last)
+    if cfg.drop_last:
+        shape = [] if through else [cfg.image_size, cfg.image_size, 3]
+        batches = batches.map(lambda images, labels: (tf.ensure_shape(images, [cfg.batch_size, *shape]),
+                                                      tf.ensure_shape(labels, [cfg.batch_size])))
+    return batches
+
+
 def _finish(batches: tf.data.Dataset, cfg: ImageConfig) -> tf.data.Dataset:
     """Batches made `prefetch` batches ahead."""
     if cfg.prefetch == 0:
@@ -501,25 +540,40 @@ def build_tf_prefix(source: str | os.PathLike[str] | Source | Any, cfg: ImageCon
 
 
 def _pipeline(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig, through: str | None) -> tf.data.Dataset:
+    images, stats = batches(source, cfg, through)
+    dataset, threads = private_threads(_finish(images, cfg), cfg.workers, cfg.prefetch)
+    return attach(dataset, lambda: dataclasses.replace(stats(), threads=threads))
+
+
+def batches(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig, through: str | None, *,
+            remote: bool = False) -> tuple[tf.data.Dataset, Callable[[], LoaderStats]]:
+    """The pipeline's (images, labels) batches before its prefetch; and its stats so far
+    (skips, classes, batches ahead). `remote`: as tf.data service workers make them, which
+    read files by path (a Parquet source is read in this process, by a Python generator:
+    ConfigError) and map each sample in turn (see _transform)."""
     classes = None
     if hasattr(source, "as_dataset"):  # a TFDS DatasetBuilder
         kind, elements, skipped = "tfds", _examples(source, cfg), 0
     else:
         resolved = resolve_source(source)
         kind, classes = resolved.kind, resolved.classes
+        if remote and kind != "folder":
+            raise ConfigError(f"{resolved.root}: tf.data service workers cannot read Parquet shards (tf.data reads "
+                              "them with a Python generator, which runs only in the client); give an ImageFolder "
+                              "or a TFDS dataset")
         elements, skipped = _files(resolved, cfg) if kind == "folder" else _rows(resolved, cfg)
     # Paths are shuffled whole (they are small: the shard's); encoded images through a buffer of batches.
     buffer = len(shard_positions(resolved, cfg)) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
-    images, failures = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder", through=through)
-    dataset, threads = private_threads(_finish(images, cfg), cfg.workers, cfg.prefetch)
+    images, failures = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder", through=through,
+                                  remote=remote)
     checked = skipped if callable(skipped) else (lambda: skipped)
     ahead = batches_ahead(cfg.workers, cfg.prefetch)
 
-    def count() -> int:
-        return checked() + failures.skipped
+    def stats() -> LoaderStats:
+        return LoaderStats(skipped=checked() + failures.skipped, num_classes=len(classes) if classes else None,
+                           batches_ahead=ahead)
 
-    return attach(dataset, lambda: LoaderStats(skipped=count(), num_classes=len(classes) if classes else None,
-                                               batches_ahead=ahead, threads=threads))
+    return images, stats
 
 
 def tf_dataset(
