@@ -173,11 +173,22 @@ class _Loop:
                  if self.step_number <= self.warmup_steps else "")
         return f"step {self.step_number}" + (f" ({phase})" if phase else "")
 
+    def _stall_reason(self) -> str:
+        """What a loader that can tell says about why no batch came (a disaggregated loader's
+        dead worker or unreachable service: its ``stall_reason()``), as ": why"; "" if none."""
+        tell = getattr(self.batches, "stall_reason", None)
+        try:
+            reason = tell() if callable(tell) else ""
+        except Exception:  # noqa: BLE001  # a diagnosis must not replace the timeout itself
+            reason = ""
+        return f": {reason}" if reason else ""
+
     def _call(self, request: str) -> tuple[str, Any]:
         try:
             kind, value = self.fetcher.call(request, self.timeout)
         except queue.Empty:
-            raise LoaderTimeout(f"no batch from the loader after {self.timeout:g} s at {self._where()}") from None
+            raise LoaderTimeout(f"no batch from the loader after {self.timeout:g} s at {self._where()}"
+                                f"{self._stall_reason()}") from None
         if kind == "error":
             raise LoaderError(f"the loader raised at {self._where()}: {described(value)}") from value
         return kind, value
