@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from feedbench.pipelines.cli import capacity, compare, data, demo, explain, options, report, run, sweep
+from feedbench.pipelines.cli import capacity, compare, data, demo, explain, options, report, run, service, sweep
 from feedbench.pipelines.core.errors import FeedbenchError
 from feedbench.pipelines.core.version import __version__
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_parser(commands)
     capacity.add_parser(commands)
     report.add_parser(commands)
+    service.add_parser(commands)
     _one_line_errors_everywhere(parser)
     return parser
 

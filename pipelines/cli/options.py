@@ -15,7 +15,8 @@ from feedbench.pipelines.harness.plan import Settings
 from feedbench.pipelines.loop.config import add_options, from_options
 
 # Pipeline options that have a flag of their own; any other goes through --option KEY=VALUE.
-FLAGS = {"batch_size": "--batch-size", "tokenizer": "--tokenizer"}
+FLAGS = {"batch_size": "--batch-size", "tokenizer": "--tokenizer", "service": "--service",
+         "ray_address": "--ray-address"}
 # Options whose check reads another option (shard_index < num_shards): checked with it, after it.
 CHECKED_WITH = {"shard_index": ("num_shards",)}
 
@@ -33,6 +34,12 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--option", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                        help="any other pipeline option, e.g. --option image_size=160 --option output=uint8 "
                             "(repeatable)")
+    group.add_argument("--service", metavar="grpc://HOST:PORT",
+                       help="tf-service only: an existing tf.data service dispatcher (default: a local one with "
+                            "--workers worker processes, started and ended with each run)")
+    group.add_argument("--ray-address", metavar="HOST:PORT",
+                       help="ray only: an existing Ray cluster, HOST:PORT or ray://HOST:PORT (default: a local Ray "
+                            "instance started and ended with each run, within --cpus)")
     add_options(group.add_argument, skip=("cycle",))
 
 
@@ -73,6 +80,11 @@ def settings_from_args(args: argparse.Namespace, frameworks: Sequence[str]) -> S
                 registry.make_config(settings.task, framework, {**read, name: value, "workers": 0})
             except ConfigError as exc:
                 raise ConfigError(f"{FLAGS.get(name, '--option ' + name)} {value}: {exc}") from None
+    for name in options:
+        taken = registry.takers(settings.task, name)
+        if taken and not set(taken) & set(frameworks):
+            raise ConfigError(f"{FLAGS.get(name, '--option ' + name)} is for {', '.join(taken)}, "
+                              f"which this command does not run ({', '.join(frameworks)})")
     settings.check_frameworks(frameworks)
     return settings
 

@@ -13,6 +13,7 @@ from typing import Any
 from feedbench.pipelines import registry
 from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
+from feedbench.pipelines.core.remote import check_addresses
 from feedbench.pipelines.core.stats import batches_ahead
 from feedbench.pipelines.loop.config import MeasureConfig
 from feedbench.pipelines.loop.config import auto_warmup as measure_auto_warmup
@@ -66,9 +67,13 @@ class Settings:
     def check_frameworks(self, frameworks: Iterable[str]) -> None:
         """Raises ConfigError when a framework, or an option for it, is unknown, or this machine
         cannot run the framework (torch-gpu without a GPU)."""
+        frameworks = list(frameworks)
         for framework in frameworks:
             registry.make_config(self.task, framework, {**self.options, "workers": 0})
             registry.check_machine(self.task, framework)
+        # An existing service that does not answer is one line now, not a failed row per cell.
+        check_addresses({name: value for name, value in self.options.items()
+                         if set(registry.takers(self.task, name)) & set(frameworks)})
 
 
 def _check_source(task: str, path: Path) -> None:
