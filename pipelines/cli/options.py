@@ -124,4 +124,5 @@ def one_line_errors(parser: argparse.ArgumentParser) -> None:
 
 
 FRAMEWORKS_HELP = ("comma-separated: torch, tf, or a contender: torch-threads, torch-gpu, dali (image) "
-                   "(default: torch,tf; docs/contenders.md)")
+                   "(docs/contenders.md); or a disaggregated one: tf-service, ray (docs/scale-out.md) "
+                   "(default: torch,tf)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from feedbench.pipelines.core.errors import ConfigError, FeedbenchError
 from feedbench.pipelines.core.files import write_text_atomically
 from feedbench.pipelines.harness.grid import Measurer
 from feedbench.pipelines.harness.store import ResultStore
+from feedbench.pipelines.harness.sweep_rule import Recommendation
+
+REMOTE = ("tf-service", "ray")  # backends whose workers may run on other machines
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -56,6 +60,10 @@ def _recommend():
 
 def _run(args: argparse.Namespace) -> list[str]:
     recommend = _recommend()
+    if args.service or dict(args.option).get("service"):
+        raise ConfigError("--service: a sweep varies the number of service workers, and an existing service's "
+                          "dispatcher has its own; sweep without --service (a local service of each count, within "
+                          "--cpus) to learn how many workers to run")
     settings = settings_from_args(args, [args.framework])
     if not 0 < args.target_au <= 1:
         raise ConfigError(f"--target-au must be in (0, 1], got {args.target_au}")
@@ -86,7 +94,21 @@ def _run(args: argparse.Namespace) -> list[str]:
         with printed_if_unwritten(list(chosen.lines()), rows=lambda: store.rows):
             write_text_atomically(path, text + "\n")
         lines = show(out, store.rows)
-    return [*lines, *chosen.lines(),
+    return [*lines, *chosen.lines(), *_remote_workers(registry.backend(settings.task, args.framework), chosen),
             f"the search took {chosen.runs} runs; this command measured {measure.ran} and read {measure.reused} "
             f"back from {out}",
             f"recommendation: {path}"]
+
+
+def _remote_workers(entry: registry.Backend, chosen: Recommendation) -> list[str]:
+    """For a backend whose workers are other processes (tf-service, ray): how many workers of
+    this machine's speed keep the accelerator at the target, past the CPUs measured here
+    (ceil(target x demand / one worker's rate), the sweep's own model, linear scaling)."""
+    if entry.name not in REMOTE or chosen.prediction is None:
+        return []
+    rate = 1 / chosen.prediction.sample_cost_s
+    needed = max(1, math.ceil(chosen.target_au * chosen.prediction.demand_samples_per_s / rate - 1e-9))
+    bound = "" if chosen.prediction.cost_measured else " at most (the probe was not input bound)"
+    return [f"remote workers: {needed}{bound} {entry.workers.split(' (')[0]} of this machine's speed reach AU "
+            f"{chosen.target_au:.2f} (one makes {rate:.0f} samples/s; the workload takes "
+            f"{chosen.prediction.demand_samples_per_s:.0f} at AU 1); run that many with --service or on a Ray cluster"]
