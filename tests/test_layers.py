@@ -49,7 +49,7 @@ ALLOWED = {
     "plugin": {"core", "workloads", "loop", "plugin"},
     "api": {"core", "workloads", "loop", "api"},
 }
-FRAMEWORKS = ("torch", "torchvision", "tensorflow", "tensorflow_datasets", "pyarrow", "PIL", "numpy")
+FRAMEWORKS = ("torch", "torchvision", "tensorflow", "tensorflow_datasets", "pyarrow", "PIL", "numpy", "ray")
 
 
 def modules() -> dict[str, Path]:

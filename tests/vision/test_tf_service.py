@@ -66,7 +66,8 @@ def test_the_eval_batches_are_tf_datas_and_the_local_service_ends(small_folder):
     assert len(workers) == 1
     _same(_arrays(loader), expected)
     stats = loader.loader_stats()
-    assert stats.threads[0] == ("tf.data service workers", 1) and stats.num_classes == len(small_folder.extra["classes"])
+    assert stats.threads[0] == ("tf.data service workers", 1)
+    assert stats.num_classes == len(small_folder.extra["classes"])
     loader.close()
     psutil.wait_procs(workers, timeout=10)
     assert not _workers_of(os.getpid())

@@ -1,0 +1,309 @@
+"""The Ray session of the ``ray`` backends (image and text): one per process, opened by a
+loader's first pass and ended with the last loader that uses it.
+
+- ``ray_address=""``: a local Ray instance started in this process (``ray.init(address="local",
+  num_cpus=K)``; K = the loader's actors). Its GCS and raylet are children of this process and
+  the actors' worker processes the raylet's, so they inherit the CPUs a measured run is pinned
+  to. It ends with ``ray.shutdown()``, which waits for every process it started, when its last
+  loader is closed or collected, or at exit.
+- an address (``host:port`` of a cluster's GCS, from a machine that is one of its nodes, or
+  ``ray://host:port``, Ray Client, from anywhere): checked with a TCP connection first (an
+  unreachable address is one ConfigError naming it within seconds; Ray itself retries for a
+  minute and then ends the process), then joined; closing only disconnects.
+
+Ray allows one session per process (a second ``ray.init`` raises): loaders of the same address
+share it, counted; a loader of another address while it is open is a ConfigError naming both.
+A session the caller opened (``ray.init`` before any loader) is used and left open.
+
+Two facts of Ray that shape this module:
+
+- It starts its processes with ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, which Linux ties to the
+  *thread* that started them: started from the consumer loop's fetch thread, the local GCS
+  was killed when that thread ended, and a minute later Ray ended the whole process ("Failed
+  to connect to GCS within 60 seconds"). So the local instance is started from a thread of
+  its own (``feedbench-ray``) that lives as long as the session.
+- A driver whose cluster died is ended by Ray, not told: at once (exit status 1, nothing on
+  the terminal) when one of its calls finds its node's raylet gone, and a minute later in any
+  case ("Failed to connect to GCS within 60 seconds ... The program will terminate", even after
+  ``ray.shutdown()``). :func:`watch` checks the address while a loader waits for a batch, and
+  :func:`check_alive` before each pass calls Ray, so that the loader raises first, in one line
+  naming the address, and an isolated run reports it before its process is ended (a kill timed
+  while Ray moves a batch can still end the process first).
+
+Ray's INFO lines, progress bars and worker output are kept off the terminal (:func:`quiet`).
+Imports no framework: Ray is imported inside the functions that use it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import shutil
+import socket
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from feedbench.pipelines.core.errors import ConfigError, DatasetError, described
+from feedbench.pipelines.core.remote import check_reachable, host_port
+
+log = logging.getLogger(__name__)
+
+INSTALL = "the ray backend needs Ray Data: pip install 'feedbench[ray]'"
+SCHEMES = ("ray",)
+START_TIMEOUT_S = 120.0  # a local instance starts in 2-4 s on 2 cores; a join answers in seconds
+# The local object store: Ray's default is 30% of memory, in /dev/shm; batches in flight need
+# far less (a 64-image float batch of 224 px is 38 MB).
+OBJECT_STORE_BYTES = 1 << 30
+MIN_OBJECT_STORE_BYTES = 128 << 20
+
+
+def ray_installed() -> None:
+    """Raises ConfigError, in one line, where Ray Data cannot be imported (the registry's machine check)."""
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ConfigError(INSTALL) from None
+
+
+def where(address: str) -> str:
+    """How messages name the session's cluster."""
+    return f"the Ray cluster at {address}" if address else "the local Ray instance"
+
+
+def check_address(address: str) -> None:
+    """ConfigError naming `address` unless something accepts a connection there (no-op for local)."""
+    if address:
+        check_reachable(address, "ray_address", SCHEMES, "the Ray cluster")
+
+
+@dataclass
+class _Session:
+    """The process's Ray session: its address, the loaders using it and, for a local instance,
+    the thread that started it (which must outlive it: see the module)."""
+
+    address: str
+    cpus: int | None  # a local instance's CPUs; None: a cluster's (Ray says)
+    owned: bool  # opened here (ended here) or by the caller (left open)
+    users: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+_LOCK = threading.Lock()
+_SESSION: _Session | None = None
+
+
+def join(address: str, actors: int) -> None:
+    """Opens the session for a loader of `address` with `actors` actors of one CPU, or joins the
+    open one (one more user).
+
+    Raises:
+        ConfigError: Ray Data missing; `address` unreachable or other than the open session's;
+            fewer CPUs there than `actors` (Ray Data would wait for them for ever).
+        DatasetError: Ray failed to start or to connect, naming the address.
+    """
+    global _SESSION
+    ray_installed()
+    import ray
+
+    with _LOCK:
+        session = _SESSION
+        if session is None and ray.is_initialized():  # the caller's own session
+            session = _Session(address, None, owned=False)
+        if session is None:
+            check_address(address)
+            session = _Session(address, actors if not address else None, owned=True)
+            _open(session)
+        elif session.address != address:
+            raise ConfigError(f"ray_address {address!r}: this process is already in {where(session.address)} "
+                              "(Ray allows one session per process); close its loaders first")
+        _SESSION = session
+        session.users += 1
+    try:
+        _check_cpus(session, actors)
+    except ConfigError:
+        leave(address)
+        raise
+
+
+def _check_cpus(session: _Session, actors: int) -> None:
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if cpus < actors:
+        started = " (started by an earlier loader)" if session.users > 1 and not session.address else ""
+        raise ConfigError(f"{where(session.address)}{started} has {cpus} CPU(s); {actors} actor(s) of one CPU "
+                          "cannot all start: use fewer workers")
+
+
+def leave(address: str) -> None:
+    """One user of the session less; the last one ends it (a local instance stops, with every
+    process it started; a cluster is disconnected from and keeps running)."""
+    global _SESSION
+    with _LOCK:
+        session = _SESSION
+        if session is None or session.address != address:
+            return
+        session.users -= 1
+        if session.users > 0:
+            return
+        _SESSION = None
+    if session.owned:
+        _close(session)
+
+
+def _open(session: _Session) -> None:
+    """Starts the local instance (from its own thread) or connects to the cluster."""
+    quiet()
+    _no_auto_init()
+    answer: queue.SimpleQueue = queue.SimpleQueue()
+
+    def keep() -> None:
+        try:
+            _init(session)
+        except Exception as exc:  # noqa: BLE001 - handed to join(), which raises it in one line
+            answer.put(exc)
+            return
+        answer.put(None)
+        session.stop.wait()  # the local instance's processes die with this thread
+
+    threading.Thread(target=keep, name="feedbench-ray", daemon=True).start()
+    try:
+        failed = answer.get(timeout=START_TIMEOUT_S)
+    except queue.Empty:
+        session.stop.set()
+        raise DatasetError(f"{where(session.address)} did not start or answer within {START_TIMEOUT_S:g} s") from None
+    if failed is not None:
+        session.stop.set()
+        if _caused_by(failed, "AuthenticationError"):
+            raise ConfigError(f"{where(session.address)} refused this process's token (the cluster uses token "
+                              "authentication): set RAY_AUTH_MODE=token and give its token (~/.ray/auth_token, "
+                              "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN)") from failed
+        raise DatasetError(f"{where(session.address)} could not be used: {described(failed)}") from failed
+    quiet()  # Ray Data configures its loggers when first imported
+
+
+def _no_auto_init() -> None:
+    """Turns off Ray's automatic ``ray.init()`` in this process: a Ray Data thread left waiting on
+    a cluster that died called a Ray API after the session was gone, and Ray started a new
+    session for it (a local instance, or a minute of retries against the dead address, with
+    Ray's logging set up anew on the terminal). Ray reads RAY_ENABLE_AUTO_CONNECT once, when
+    imported, into this flag."""
+    from ray._private import auto_init_hook
+
+    auto_init_hook.enable_auto_connect = False
+
+
+def _caused_by(exc: BaseException | None, name: str) -> bool:
+    """Whether `exc` or an exception it was raised from is of a class called `name`."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if type(exc).__name__ == name:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _init(session: _Session) -> None:
+    import ray
+
+    common = dict(log_to_driver=False, configure_logging=False, logging_level=logging.ERROR)
+    if session.address:
+        ray.init(address=session.address, **common)
+    else:
+        ray.init(address="local", num_cpus=session.cpus, include_dashboard=False,
+                 object_store_memory=object_store_bytes(), **common)
+
+
+def object_store_bytes() -> int:
+    """The local object store: OBJECT_STORE_BYTES, or half of what /dev/shm has free where that
+    is less (a container's /dev/shm is often 64 MB: Ray then falls back to /tmp, slower)."""
+    try:
+        free = shutil.disk_usage("/dev/shm").free
+    except OSError:
+        return OBJECT_STORE_BYTES
+    return max(MIN_OBJECT_STORE_BYTES, min(OBJECT_STORE_BYTES, free // 2))
+
+
+def _close(session: _Session) -> None:
+    import ray
+
+    try:
+        ray.shutdown(wait_for_processes=not session.address)
+    finally:
+        session.stop.set()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Ends the session at exit, whatever holds loaders still (Ray's own exit hook ends its
+    processes too, without waiting for them)."""
+    global _SESSION
+    with _LOCK:
+        session, _SESSION = _SESSION, None
+    if session is not None and session.owned:
+        _close(session)
+
+
+def quiet() -> None:
+    """Keeps Ray off the terminal: Ray's own loggers at CRITICAL (its notice of token
+    authentication, its warnings about threads), Ray Data's console output at CRITICAL too (the
+    INFO lines of each execution, the warning that progress bars are off, the stack traces its
+    threads log when their cluster is gone; its log file in the session's folder keeps them),
+    no progress bars, no execution plan printed. The worker processes' output stays in the
+    session's log files (``log_to_driver=False``). Errors that matter reach the caller as
+    feedbench's own, in one line."""
+    logging.getLogger("ray").setLevel(logging.CRITICAL)
+    try:
+        from ray.data import DataContext
+    except ImportError:
+        return
+    for handler in logging.getLogger("ray.data").handlers:  # set by Ray Data when first imported
+        if type(handler).__name__ != "SessionFileHandler":
+            handler.setLevel(logging.CRITICAL)
+    with warnings.catch_warnings():  # Ray 2.60's DataContext sets its own deprecated fields when made
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.enable_operator_progress_bars = False
+    context.print_on_execution_start = False
+
+
+def failure(address: str, exc: BaseException) -> DatasetError:
+    """The one-line error for a session that stopped answering mid-run."""
+    return DatasetError(f"{where(address)} stopped answering: {described(exc)}")
+
+
+def watch(address: str, wait: Callable[[float], Any], every_s: float = 0.5) -> Any:
+    """``wait(every_s)`` until it answers (it raises queue.Empty while nothing came), checking
+    between calls that a cluster's address still takes connections: DatasetError naming it when
+    it does not (a local instance is not checked: it lives and dies with this process).
+
+    Ray ends a driver whose node's raylet died as soon as one of its calls touches the object
+    store ("The connection to the plasma store is failed. Terminate the process": exit status 1,
+    nothing on the terminal); a driver that only waits on actors that died is left waiting. So
+    the consumer waits here, and :func:`check_alive` runs before each pass's first call to Ray."""
+    while True:
+        try:
+            return wait(every_s)
+        except queue.Empty:
+            check_alive(address)
+
+
+def check_alive(address: str) -> None:
+    """DatasetError naming `address` when the cluster there stopped taking connections (no-op for local)."""
+    reason = unreachable(address) if address else None
+    if reason:
+        raise DatasetError(f"{where(address)} stopped answering ({reason})")
+
+
+def unreachable(address: str, timeout_s: float = 1.0) -> str | None:
+    """Why nothing accepts a connection at `address` now, or None when something does."""
+    try:
+        with socket.create_connection(host_port(address, "ray_address", SCHEMES), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__

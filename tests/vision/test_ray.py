@@ -1,0 +1,300 @@
+"""ray (image): the torch pipeline with Ray Data making the batches gives the DataLoader's very
+batches (eval; train too, its draws being per sample), names or skips and counts bad images as
+the DataLoader does, and reports its actors. A local Ray instance is shared by the loaders of a
+process and ends, with every process it started, with the last of them, in this process and in an
+isolated measured run; a cluster's address is joined and left running; an address nobody answers
+at is one line within seconds; a cluster that dies mid-run ends the run with one line naming it.
+
+Ray takes seconds to start and each pass starts its actors anew (seconds more on 2 cores): the
+loaders here share one local instance (`local_ray`), one or two actors, tiny images. The cluster
+tests drive their loaders in spawned processes: Ray ends a driver whose cluster died, and this
+process is in a local session (one per process)."""
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import torch
+
+from feedbench.pipelines import ConfigError, DatasetError, MeasureConfig, RunSpec, registry, run_isolated
+from feedbench.pipelines.core import ray_cluster
+from feedbench.vision import torch_loader
+from feedbench.vision._common import RayImageConfig
+from feedbench.vision.ray_pipeline import build_ray_prefix, ray_loader
+
+RAY = os.path.join(os.path.dirname(sys.executable), "ray")
+TINY = dict(batch_size=5, image_size=24)
+
+
+def _is_ray(process):
+    name = process.name()
+    return name in ("gcs_server", "raylet") or name.startswith("ray::") or \
+        any(f"{os.sep}ray{os.sep}" in part for part in process.cmdline()[:3])
+
+
+def _ray_processes(processes):
+    """The live Ray processes among `processes` (GCS, raylet, agents, workers)."""
+    found = []
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and _is_ray(process):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _left(processes, timeout_s=15.0):
+    """Those of `processes` still alive after up to `timeout_s` (an actor notices its raylet's end
+    within a second or two); a zombie is not alive (nothing here reaps what init inherits)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = _ray_processes(p for p in processes if p.is_running())
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def _own_ray():
+    return _ray_processes(psutil.Process().children(recursive=True))
+
+
+@pytest.fixture(scope="module")
+def authenticated():
+    """A token of the tests' own for Ray's token authentication (on by default in Ray 2.60), so
+    that no session writes one into the home folder; spawned runs and the heads inherit it. One
+    token for the whole test process: Ray reads it once, and a local instance started after the
+    token changed never came up ("Failed to start GCS", after 20 s)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RAY_AUTH_MODE", "token")
+    patch.setenv("RAY_AUTH_TOKEN", hashlib.sha256(f"feedbench tests {os.getpid()}".encode()).hexdigest())
+    yield
+    patch.undo()
+
+
+class _Held:
+    """The module's hold on the process's local Ray instance, let go once."""
+
+    def __init__(self) -> None:
+        ray_cluster.join("", 2)
+        self.gcs = [p.pid for p in _own_ray() if p.name() == "gcs_server"]
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            ray_cluster.leave("")
+
+
+@pytest.fixture(scope="module")
+def local_ray(authenticated):
+    """One local Ray instance (2 CPUs) that the module's loaders join, held until the module ends;
+    started with OMP_NUM_THREADS=2 in its environment, as an isolated run of 2 CPUs has it."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("OMP_NUM_THREADS", "2")
+    held = _Held()
+    yield held
+    held.release()
+    patch.undo()
+
+
+def _epoch(loader):
+    return [(images.clone(), labels.clone()) for images, labels in loader]
+
+
+def _same(one, other):
+    assert len(one) == len(other)
+    for (images_a, labels_a), (images_b, labels_b) in zip(one, other):
+        assert images_a.dtype == images_b.dtype and torch.equal(images_a, images_b)
+        assert torch.equal(labels_a, labels_b)
+
+
+@pytest.mark.parametrize(("kind", "train", "output"), [("folder", False, "float"), ("shards", True, "uint8")])
+def test_the_batches_are_the_dataloaders(local_ray, small_folder, small_shards, kind, train, output):
+    root = small_folder.root if kind == "folder" else small_shards.root
+    keywords = dict(TINY, train=train, shuffle=train, seed=7, output=output)
+    loader = ray_loader(root, workers=1 if train else 2, **keywords)
+    batches = iter(loader)
+    mine = [tuple(t.clone() for t in next(batches))]
+    # One intra-op thread per actor, as a DataLoader worker: two actors of the run's two threads
+    # each (OMP_NUM_THREADS, which Ray passes on) made batches 10x slower on 2 CPUs.
+    actors = [p for p in _own_ray() if p.name().startswith("ray::MapWorker")]
+    assert len(actors) == loader.num_workers and all(p.environ()["OMP_NUM_THREADS"] == "1" for p in actors)
+    mine += _epoch(batches)
+    assert len(mine) == len(loader) == (4 if train else 5)  # train drops the last short batch
+    _same(mine, _epoch(torch_loader(root, workers=0, **keywords)))
+    loader.close()
+
+
+def test_bad_images_are_named_or_skipped_and_counted_as_the_dataloader_does(local_ray, broken_folder):
+    root, bad = broken_folder
+    keywords = dict(TINY, train=False, shuffle=False, batch_size=4, workers=1)
+    loader = ray_loader(root, **keywords)
+    with pytest.raises(DatasetError) as info:
+        list(loader)
+    loader.close()  # else it holds its share of the instance until the collector finds it
+    message = str(info.value)
+    assert "\n" not in message and any(name in message for name in bad)
+    loader, theirs = ray_loader(root, on_error="skip", **keywords), torch_loader(root, on_error="skip", **keywords)
+    mine = _epoch(loader)
+    assert sum(len(labels) for _, labels in mine) == 24
+    _same(mine, _epoch(theirs))
+    assert loader.skipped == theirs.skipped == len(bad) == loader.loader_stats().skipped
+    loader.close()
+
+
+def test_it_reports_its_actors_and_what_it_makes_ahead(small_folder):
+    """Read from the config: no Ray session needed."""
+    loader = ray_loader(small_folder.root, workers=3, prefetch=2, **TINY)
+    stats = loader.loader_stats()
+    assert dict(stats.threads) == {"Ray actors making batches": 3, "intra-op per Ray actor": 1}
+    assert stats.num_classes == 3
+    assert stats.batches_ahead == 2 * 3 + 2  # two queued to each actor, and the consumer's prefetch
+    assert loader.num_workers == 3 and loader.prefetch == 2 and loader.address == ""
+    assert ray_loader(small_folder.root, workers=0, prefetch=0).loader_stats().batches_ahead == 2  # one actor
+    autotuned = ray_loader(small_folder.root, workers="autotune", prefetch="autotune")
+    assert autotuned.num_workers == len(os.sched_getaffinity(0)) and autotuned.prefetch == 2
+
+
+def test_the_instance_is_shared_and_ends_with_its_last_user(local_ray, small_folder):
+    """Last in the module: it lets the module's hold on the instance go. (A prefix pipeline is
+    the loader over the torch prefix's dataset: its passes are tests/text/test_ray.py's.)"""
+    prefix = build_ray_prefix(small_folder.root, RayImageConfig(workers=1, train=False, **TINY), "decode")
+    assert prefix.dataset.through == "decode" and len(prefix) == 5
+    assert [p.pid for p in _own_ray() if p.name() == "gcs_server"] == local_ray.gcs  # every loader joined it
+    with pytest.raises(ConfigError) as info:  # Ray allows one session per process
+        ray_cluster.join("127.0.0.1:1", 1)
+    assert "already in the local Ray instance" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"the local Ray instance \(started by an earlier loader\) has 2 CPU"):
+        ray_cluster.join("", 3)  # more actors than it has CPUs: Ray Data would wait for ever
+    running = _own_ray()
+    assert {"gcs_server", "raylet"} <= {p.name() for p in running}
+    local_ray.release()
+    assert not _left(running), "the local Ray instance left processes behind"
+    assert not _own_ray()
+
+
+def test_an_isolated_run_measures_and_leaves_no_ray_process(authenticated, small_folder):
+    before = {p.pid for p in _ray_processes(psutil.process_iter())}
+    config = RayImageConfig(train=False, shuffle=False, batch_size=4, image_size=24, workers=1)
+    spec = RunSpec(registry.loader_factory("image", "ray", small_folder.root, config),
+                   MeasureConfig(workload="emulated:1ms", device="cpu", steps=4, warmup=1, cpus=2))
+    result = run_isolated(spec)  # 6 batches an epoch: one pass
+    assert result.ok, result.error
+    assert result.steps == 4 and result.samples == 16 and result.epochs == 1 and result.skipped == 0
+    assert 0 < result.samples_per_s and 0 < result.ttfb_s < 120
+    assert result.config["threads"] == {"Ray actors making batches": 1, "intra-op per Ray actor": 1}
+    new = [p for p in _ray_processes(psutil.process_iter()) if p.pid not in before]
+    assert not _left(new), "an isolated run left Ray processes behind"
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture()
+def ray_head(authenticated):
+    """A Ray cluster of one node (2 CPUs) started with ``ray start --head`` in a session of its
+    own: (its address, its process). Killed with its whole process group at the end; nothing of
+    it may be left. (Never ``ray stop``: it would end every Ray instance of the machine.)"""
+    port = _free_port()
+    head = subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard",
+                             "false", "--disable-usage-stats", "--block"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while ray_cluster.unreachable(f"127.0.0.1:{port}"):
+            assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}", head
+    finally:
+        group = [p for p in psutil.process_iter() if _session_of(p) == head.pid]
+        try:
+            os.killpg(head.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        head.wait()
+        assert not _left(group), "the head left processes behind"
+
+
+def _session_of(process):
+    try:
+        return os.getsid(process.pid)
+    except OSError:
+        return None
+
+
+# One epoch over a cluster, in a process of its own, saved as NumPy arrays.
+_OVER_THE_CLUSTER = """
+import sys, numpy as np
+from feedbench.vision.ray_pipeline import ray_loader
+if __name__ == "__main__":
+    address, root, out = sys.argv[1:]
+    loader = ray_loader(root, ray_address=address, train=False, shuffle=False, batch_size=5, image_size=24, workers=1)
+    batches = [(images.numpy(), labels.numpy()) for images, labels in loader]
+    loader.close()
+    np.savez(out, *[array for batch in batches for array in batch])
+"""
+
+
+def test_a_cluster_is_joined_and_left_running(ray_head, small_folder, tmp_path):
+    address, head = ray_head
+    out = tmp_path / "epoch.npz"
+    done = subprocess.run([sys.executable, "-c", _OVER_THE_CLUSTER, address, str(small_folder.root), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and not done.stdout and not done.stderr.strip(), done.stderr[-3000:]
+    with np.load(out) as saved:
+        arrays = [torch.from_numpy(saved[f"arr_{i}"]) for i in range(len(saved.files))]
+    theirs = _epoch(torch_loader(small_folder.root, train=False, shuffle=False, workers=0, **TINY))
+    _same(list(zip(arrays[::2], arrays[1::2])), theirs)
+    assert head.poll() is None and any(p.name() == "gcs_server" for p in psutil.process_iter()
+                                       if _session_of(p) == head.pid), "closing the loader ended the cluster"
+
+
+def test_an_address_nobody_answers_at_is_one_line_within_seconds(small_folder):
+    address = f"127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        ray_loader(small_folder.root, ray_address=address)
+    assert time.monotonic() - started < 10
+    assert str(info.value).startswith(f"the Ray cluster at {address} cannot be reached (")
+    assert "\n" not in str(info.value)
+
+
+def test_a_cluster_that_dies_mid_run_ends_the_run_naming_it(ray_head, small_folder):
+    """The head is killed while the run's actor starts (it imports torch: seconds), so that the
+    loop is waiting for a batch; the run ends with the loader's error, one line naming the address.
+    (Ray ends a driver at once when one of its own calls finds its raylet gone: a kill timed
+    while Ray moves a batch can end the run's process instead, with exit status 1.)"""
+    address, head = ray_head
+
+    def kill_when_the_actor_starts():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(p.name().startswith("ray::MapWorker") for p in psutil.process_iter()
+                   if _session_of(p) == head.pid):
+                time.sleep(0.5)
+                os.killpg(head.pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_the_actor_starts, daemon=True)
+    killer.start()
+    config = RayImageConfig(train=False, shuffle=False, batch_size=4, image_size=24, workers=1, ray_address=address)
+    result = run_isolated(RunSpec(registry.loader_factory("image", "ray", small_folder.root, config),
+                                  MeasureConfig(workload="emulated:1ms", device="cpu", steps=50, warmup=1, cpus=2,
+                                                timeout=60, limit_s=240)))
+    killer.join()
+    assert not result.ok and head.poll() is not None
+    assert "\n" not in result.error and f"the Ray cluster at {address} stopped answering" in result.error, \
+        result.error
