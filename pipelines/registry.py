@@ -117,10 +117,10 @@ _SERVICE = dict(label="tf.data service", workers="tf.data service worker process
                 zero_workers="runs one service worker (a service cannot run without one)",
                 autotune="one service worker per CPU", tunes_itself=False, contender=True)
 
-_RAY = dict(label="Ray Data", workers="Ray actors running the map_batches stage, one CPU each",
+_RAY = dict(label="Ray Data", workers="Ray tasks running the map_batches stage at once, one CPU each",
             prefetch="batches iter_torch_batches fetches ahead (prefetch_batches)",
-            zero_workers="runs one actor (a Ray Data stage cannot run without one)",
-            autotune="one actor per CPU", tunes_itself=False, contender=True,
+            zero_workers="runs one task at a time (a Ray Data stage cannot run without one)",
+            autotune="one task per CPU", tunes_itself=False, contender=True,
             machine_check="feedbench.pipelines.core.ray_cluster:ray_installed")
 
 _IMAGE_STAGES = ("read", "decode", "transform")  # vision._common.SAMPLE_STAGES (the test holds them equal)

@@ -1,7 +1,8 @@
 """The text pipeline of :mod:`feedbench.text.torch_pipeline` with Ray Data making the batches:
 the same documents, tokenizer, vocabulary, batch sampler (buckets) and padding collate, each
-batch made by one of `workers` Ray actors (:mod:`feedbench.pipelines.core.ray_loader`) in a local
-Ray instance or an existing cluster (`ray_address`) instead of a DataLoader worker process. The
+batch made by a Ray task, at most `workers` at once (:mod:`feedbench.pipelines.core.ray_loader`),
+in a local Ray instance or an existing cluster (`ray_address`) instead of by a DataLoader worker
+process. The
 ``ray`` backend: for a seed it gives the same batches as ``torch_loader``.
 """
 
@@ -18,17 +19,22 @@ from feedbench.text.vocab import Vocab
 
 
 class RayTextLoader(TextFacts, RayLoader):
-    """Batches (token_ids int64 [B, T], lengths int64 [B], labels int64 [B]) made by Ray actors;
+    """Batches (token_ids int64 [B, T], lengths int64 [B], labels int64 [B]) made by Ray tasks;
     what it reports: :class:`~feedbench.text.torch_pipeline.TextFacts`."""
 
     def __init__(self, source: str | os.PathLike[str], cfg: RayTextConfig, through: str | None) -> None:
         dataset, sampler, prepared = text_dataset(source, cfg, through)
-        super().__init__(dataset, sampler, collate, cfg.workers, cfg.prefetch, cfg.ray_address)
+        super().__init__(dataset, sampler, collate, cfg.workers, cfg.prefetch, cfg.ray_address, batch_bytes(cfg))
         self._facts(cfg, prepared)
 
     def loader_stats(self) -> LoaderStats:
-        """TextFacts' stats, with the batches Ray makes ahead (per actor, and the prefetch)."""
+        """TextFacts' stats, with the batches Ray Data makes ahead (see RayLoader.batches_ahead)."""
         return dataclasses.replace(super().loader_stats(), batches_ahead=self.batches_ahead())
+
+
+def batch_bytes(cfg: RayTextConfig) -> int:
+    """The most bytes a batch under `cfg` holds: int64 token ids of `max_len`, lengths and labels."""
+    return cfg.batch_size * (cfg.max_len + 2) * 8
 
 
 def build_ray_loader(source: str | os.PathLike[str], cfg: RayTextConfig) -> RayTextLoader:
@@ -67,12 +73,15 @@ def ray_loader(
     meanings and batches (token_ids int64 [B, T] padded with 0, lengths int64 [B], labels int64
     [B]), and `ray_address`.
 
-    Differences that cannot be avoided: `workers` are Ray actors of one CPU each (one per usable
-    CPU for "autotune"; 0 runs one, a Ray Data stage cannot run without one), `prefetch` counts
-    the batches the consumer fetches ahead (``prefetch_batches``), beside two queued to each
-    actor; each epoch is one execution of a Ray Dataset, which starts its actors anew (each
-    loads torch and the tokenizer: seconds at every epoch's start); batches cross through Ray's
-    object store (:mod:`feedbench.pipelines.core.ray_loader`). With ``ray_address=""`` the first
+    Differences that cannot be avoided: `workers` counts Ray tasks of one CPU running at once
+    (one per usable CPU for "autotune"; 0 runs one, a Ray Data stage cannot run without one;
+    beyond the cluster's CPUs they wait), `prefetch` the batches the consumer fetches ahead
+    (``prefetch_batches``), while Ray Data runs tasks ahead for as long as their batches fit in
+    its share of the object store (text batches are small: most often the whole epoch); each
+    epoch is one execution of a Ray Dataset, whose tasks run in the worker processes Ray keeps
+    (the first epoch waits for them to start and load torch and the tokenizer: seconds; later
+    ones do not), the dataset and collate sent to them once an epoch; batches cross through
+    Ray's object store (:mod:`feedbench.pipelines.core.ray_loader`). With ``ray_address=""`` the first
     pass starts a local Ray instance in this process, on the CPUs it may use, and closing the
     loader (or its collection, or exit) stops it with every process it started; with an address
     it joins that cluster and leaves it running. One Ray session per process: loaders of one
@@ -85,8 +94,7 @@ def ray_loader(
     Raises:
         ConfigError, DatasetError, MissingDependencyError: As :func:`feedbench.text.torch_loader`;
             ConfigError too where Ray Data is not installed or `ray_address` answers nothing (at
-            once) or has fewer CPUs than workers; DatasetError where the cluster stopped
-            answering mid-run (naming it).
+            once); DatasetError where the cluster stopped answering mid-run (naming it).
     """
     cfg = RayTextConfig(
         tokenizer=tokenizer, vocab=vocab, max_len=max_len, lowercase=lowercase, batch_size=batch_size,

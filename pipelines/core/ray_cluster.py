@@ -2,9 +2,10 @@
 loader's first pass and ended with the last loader that uses it.
 
 - ``ray_address=""``: a local Ray instance started in this process (``ray.init(address="local",
-  num_cpus=K)``; K = the loader's actors). Its GCS and raylet are children of this process and
-  the actors' worker processes the raylet's, so they inherit the CPUs a measured run is pinned
-  to. It ends with ``ray.shutdown()``, which waits for every process it started, when its last
+  num_cpus=K)``; K = the first loader's tasks at once). Its GCS and raylet are children of this
+  process and the tasks' worker processes the raylet's, so they inherit the CPUs a measured run
+  is pinned to; Ray keeps those worker processes for later tasks (and epochs) until the session
+  ends. It ends with ``ray.shutdown()``, which waits for every process it started, when its last
   loader is closed or collected, or at exit.
 - an address (``host:port`` of a cluster's GCS, from a machine that is one of its nodes, or
   ``ray://host:port``, Ray Client, from anywhere): checked with a TCP connection first (an
@@ -13,7 +14,9 @@ loader's first pass and ended with the last loader that uses it.
 
 Ray allows one session per process (a second ``ray.init`` raises): loaders of the same address
 share it, counted; a loader of another address while it is open is a ConfigError naming both.
-A session the caller opened (``ray.init`` before any loader) is used and left open.
+A session the caller opened (``ray.init`` before any loader) is used and left open. A session
+with fewer CPUs than a loader's tasks is used as it is: the tasks beyond its CPUs wait for one
+(a task pool larger than the cluster runs, checked on a local instance of 2 CPUs and 3 tasks).
 
 Two facts of Ray that shape this module:
 
@@ -96,13 +99,12 @@ _LOCK = threading.Lock()
 _SESSION: _Session | None = None
 
 
-def join(address: str, actors: int) -> None:
-    """Opens the session for a loader of `address` with `actors` actors of one CPU, or joins the
-    open one (one more user).
+def join(address: str, tasks: int) -> None:
+    """Opens the session for a loader of `address` with `tasks` Ray tasks of one CPU at once (a
+    local instance gets that many CPUs), or joins the open one (one more user).
 
     Raises:
-        ConfigError: Ray Data missing; `address` unreachable or other than the open session's;
-            fewer CPUs there than `actors` (Ray Data would wait for them for ever).
+        ConfigError: Ray Data missing; `address` unreachable or other than the open session's.
         DatasetError: Ray failed to start or to connect, naming the address.
     """
     global _SESSION
@@ -115,28 +117,13 @@ def join(address: str, actors: int) -> None:
             session = _Session(address, None, owned=False)
         if session is None:
             check_address(address)
-            session = _Session(address, actors if not address else None, owned=True)
+            session = _Session(address, tasks if not address else None, owned=True)
             _open(session)
         elif session.address != address:
             raise ConfigError(f"ray_address {address!r}: this process is already in {where(session.address)} "
                               "(Ray allows one session per process); close its loaders first")
         _SESSION = session
         session.users += 1
-    try:
-        _check_cpus(session, actors)
-    except ConfigError:
-        leave(address)
-        raise
-
-
-def _check_cpus(session: _Session, actors: int) -> None:
-    import ray
-
-    cpus = int(ray.cluster_resources().get("CPU", 0))
-    if cpus < actors:
-        started = " (started by an earlier loader)" if session.users > 1 and not session.address else ""
-        raise ConfigError(f"{where(session.address)}{started} has {cpus} CPU(s); {actors} actor(s) of one CPU "
-                          "cannot all start: use fewer workers")
 
 
 def leave(address: str) -> None:
@@ -256,11 +243,11 @@ def quiet() -> None:
     no progress bars, no execution plan printed. The worker processes' output stays in the
     session's log files (``log_to_driver=False``). Errors that matter reach the caller as
     feedbench's own, in one line."""
-    logging.getLogger("ray").setLevel(logging.CRITICAL)
     try:
-        from ray.data import DataContext
+        from ray.data import DataContext  # first: importing Ray Data sets the "ray" logger to INFO
     except ImportError:
         return
+    logging.getLogger("ray").setLevel(logging.CRITICAL)
     for handler in logging.getLogger("ray.data").handlers:  # set by Ray Data when first imported
         if type(handler).__name__ != "SessionFileHandler":
             handler.setLevel(logging.CRITICAL)
@@ -284,7 +271,8 @@ def watch(address: str, wait: Callable[[float], Any], every_s: float = 0.5) -> A
 
     Ray ends a driver whose node's raylet died as soon as one of its calls touches the object
     store ("The connection to the plasma store is failed. Terminate the process": exit status 1,
-    nothing on the terminal); a driver that only waits on actors that died is left waiting. So
+    nothing on the terminal); a driver that only waits on tasks of a cluster that died is left
+    waiting. So
     the consumer waits here, and :func:`check_alive` runs before each pass's first call to Ray."""
     while True:
         try:

@@ -1,29 +1,38 @@
 """Batches made by Ray Data, the loader of the ``ray`` backends (image and text): the same
 map-style dataset, batch sampler and collate as the torch pipeline's DataLoader, each batch made
-by one of `workers` Ray actors instead of a DataLoader worker process.
+by a Ray task, at most `workers` at once, instead of by a DataLoader worker process.
 
 Each pass (``iter()``) is one execution of a Ray Dataset: the batch sampler's key lists for the
 epoch, one row (and one block) per batch (``ray.data.from_items``; the keys pickled, so that they
-come back exactly, whatever their type) -> ``map_batches(batch_size=1)`` with a callable class
-holding the dataset and collate, on an actor pool of `workers` actors of one CPU
-(``ActorPoolStrategy(size=K)``), which returns the batch as NumPy columns -> the consumer's
-``iter_torch_batches(batch_size=1, prefetch_batches=prefetch)``, whose collate turns the columns
-back into what collate made (its tensors as torch tensors). Ray Data keeps the order
-(``preserve_order``). The session (a local Ray instance, or a cluster's address) is
-:mod:`feedbench.pipelines.core.ray_cluster`'s. What each keyword means:
+come back exactly, whatever their type) -> ``map_batches(batch_size=1)`` with a function, run as
+stateless Ray tasks of one CPU, at most `workers` at once (``TaskPoolStrategy(size=K)``), which
+returns the batch as NumPy columns -> the consumer's ``iter_torch_batches(batch_size=1,
+prefetch_batches=prefetch)``, whose collate turns the columns back into what collate made (its
+tensors as torch tensors). Ray Data keeps the order (``preserve_order``). The session (a local
+Ray instance, or a cluster's address) is :mod:`feedbench.pipelines.core.ray_cluster`'s. What
+each keyword means:
 
-- `workers`: actors making batches (0: one, a Ray Data stage cannot run without one;
-  "autotune": one per usable CPU).
+- `workers`: Ray tasks making batches at once (0: one, a Ray Data stage cannot run without one;
+  "autotune": one per usable CPU); where the cluster has fewer CPUs, the rest wait for one.
 - `prefetch`: batches ``iter_torch_batches`` fetches ahead (``prefetch_batches``; "autotune": 2;
-  0: none); each actor holds IN_FLIGHT_PER_ACTOR more, in the making or queued to it.
+  0: none). Ray Data runs the pass's tasks ahead of the consumer for as long as their batches fit
+  in its share of the object store (:func:`made_ahead`): the whole pass where batches are small.
 
-Each actor has one intra-op thread, as a DataLoader worker has (ACTOR_ENV). What cannot be the
-same: Ray Data starts each execution's actor pool anew, so every pass starts `workers` worker
-processes that import torch and torchvision (4 to 7 s a pass on 2 cores, every epoch), where the
-DataLoader keeps its workers between epochs; batches cross from the actors through Ray's object
-store (shared memory on one machine, the network from another node) as Arrow tensors, copied
-once more into the consumer's batch; the actors unpickle the dataset, so a cluster's nodes need
-feedbench (and the pipeline's libraries) installed as this machine has them.
+Each task's worker process has one intra-op thread, as a DataLoader worker has (TASK_ENV). Ray
+keeps its worker processes between executions, as a DataLoader with persistent workers does: a
+later epoch's tasks run in the processes that ran the first's, which imported torch and the
+pipeline's libraries once. Measured on 2 cores (512 images of 224 px, batches of 32, 2 workers;
+a loader's first batch of each of 3 epochs, 3 runs): a later epoch's first batch in 0.3-0.4 s,
+where an actor pool, which Ray Data starts anew for each execution, took 6-7.5 s. The dataset
+and collate are put in the object store once a pass and unpickled once a pass in each worker
+process (_make_batch): Ray Data sends a task's arguments with every task, which for ImageNet's
+listing (1.28 million paths, 15 MB pickled) cost 0.15 s a batch.
+
+What cannot be the same: the first batch of a run waits for Ray to start and for its workers
+to import torch (seconds); batches cross from the workers through Ray's object store (shared
+memory on one machine, the network from another node) as Arrow tensors, copied once more into
+the consumer's batch; the workers unpickle the dataset, so a cluster's nodes need feedbench (and
+the pipeline's libraries) installed as this machine has them.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import pickle
 import queue
 import re
 import threading
+import uuid
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -46,22 +56,38 @@ from feedbench.pipelines.core.threads import thread_count
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT_PER_ACTOR = 2  # batches given to an actor at once (Ray Data's default for one call at a time)
 KEYS = "keys"
-# One intra-op thread per actor, as a DataLoader worker has: Ray sets OMP_NUM_THREADS to an
-# actor's CPUs only where the environment has none, and a measured run's has one (its CPU
-# budget), so two actors of 2 threads each on 2 CPUs ran 10x slower than the DataLoader.
-ACTOR_ENV = {"env_vars": {"OMP_NUM_THREADS": "1"}}
+# One intra-op thread per task's worker process, as a DataLoader worker has: Ray sets
+# OMP_NUM_THREADS to a worker's CPUs only where the environment has none, and a measured run's
+# has one (its CPU budget), so two workers of 2 threads each on 2 CPUs ran 10x slower than the
+# DataLoader. (Ray starts and keeps worker processes per runtime environment: these are the
+# task workers of this loader and of any other with the same environment.)
+TASK_ENV = {"env_vars": {"OMP_NUM_THREADS": "1"}}
+# Ray Data's share of the object store for an execution's blocks (Ray 2.60's
+# ResourceManager.DEFAULT_OBJECT_STORE_MEMORY_LIMIT_FRACTION): what bounds how far it runs ahead.
+DATA_SHARE_OF_STORE = 0.5
 
 
-def actor_count(workers: int | str) -> int:
-    """Actors for a config's `workers`: at least one; "autotune" is one per usable CPU."""
+def task_count(workers: int | str) -> int:
+    """Tasks at once for a config's `workers`: at least one; "autotune" is one per usable CPU."""
     return max(1, thread_count(workers))
 
 
 def prefetch_batches(prefetch: int | str) -> int:
     """``iter_torch_batches``'s prefetch_batches for a config's `prefetch`: 2 for "autotune"."""
     return 2 if prefetch == AUTOTUNE else int(prefetch)
+
+
+def made_ahead(batches: int, batch_bytes: int, prefetch: int, store_bytes: int) -> int:
+    """Batches made ahead of the consumer by a pass of `batches` batches of about `batch_bytes`
+    each, an upper estimate: Ray Data runs tasks for as long as what they made fits in its share
+    of an object store of `store_bytes` (DATA_SHARE_OF_STORE), and the consumer prefetches
+    `prefetch` more; a pass at most. The count of tasks at once does not change it. Measured
+    (2 workers, a local store of 1 GiB, the consumer holding its first batch): 14 batches of
+    38.5 MB ahead (15 here), 12 at prefetch 0 (13), 16 at prefetch 8 (21), 7 of 77 MB (8), a
+    whole pass of 16 batches of 19 MB (16); one worker as two."""
+    held = int(DATA_SHARE_OF_STORE * store_bytes) // max(1, batch_bytes)
+    return min(batches, held + prefetch)
 
 
 def to_columns(batch: tuple[Any, ...]) -> dict[str, Any]:
@@ -100,16 +126,24 @@ def from_columns(columns: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(items)
 
 
-class _MakeBatch:
-    """keys -> collate([dataset[key] for key in keys]) as columns: what one actor does for one
-    batch (Ray Data makes one instance per actor, from the dataset and collate)."""
+# In a Ray worker process: the dataset and collate of the pass it last made batches for, by the
+# pass's key (one pass: a worker runs one task at a time, and a pass's tasks are all alike).
+_PARTS: dict[str, tuple[Any, Callable[[list[Any]], Any]]] = {}
 
-    def __init__(self, dataset: Any, collate: Callable[[list[Any]], Any]) -> None:
-        self.dataset, self.collate = dataset, collate
 
-    def __call__(self, rows: dict[str, Any]) -> dict[str, Any]:
-        (keys,) = rows[KEYS]
-        return to_columns(self.collate([self.dataset[key] for key in pickle.loads(keys)]))
+def _make_batch(rows: dict[str, Any], pass_key: str, parts: Any) -> dict[str, Any]:
+    """keys -> collate([dataset[key] for key in keys]) as columns: what one Ray task does for one
+    batch. `parts` is the pass's (dataset, collate) in the object store, fetched and unpickled
+    by the first task of the pass that a worker process runs, kept for its others."""
+    made = _PARTS.get(pass_key)
+    if made is None:
+        import ray
+
+        _PARTS.clear()
+        made = _PARTS[pass_key] = ray.get(parts)
+    dataset, collate = made
+    (keys,) = rows[KEYS]
+    return to_columns(collate([dataset[key] for key in pickle.loads(keys)]))
 
 
 def _collate_class() -> type:
@@ -153,7 +187,7 @@ class _Pass:
             close = getattr(iterator, "close", None)
             if callable(close):
                 try:
-                    close()  # ends the execution: its actors stop
+                    close()  # ends the execution: no task of it starts after
                 except Exception:  # noqa: BLE001 - a session already gone: nothing left to stop
                     log.debug("closing a pass of a Ray session that ended", exc_info=True)
 
@@ -166,8 +200,8 @@ class _Pass:
             raise
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Ends the pass's execution (its actors stop) and waits for it (not when it is stuck on
-        a cluster that is gone)."""
+        """Ends the pass's execution (no task of it starts after) and waits for it (not when it
+        is stuck on a cluster that is gone)."""
         self._requests.put(False)
         self._thread.join(0 if self.stuck else timeout_s)
 
@@ -182,7 +216,7 @@ def _close_all() -> None:
 
 
 class RayLoader:
-    """Batches of `dataset` over `batch_sampler`'s key lists, made by Ray actors (see the module).
+    """Batches of `dataset` over `batch_sampler`'s key lists, made by Ray tasks (see the module).
 
     Each ``iter()`` is the next pass over the batch sampler (an epoch, for feedbench's samplers),
     as a DataLoader's is. The first opens the Ray session (starts a local instance, or joins
@@ -190,19 +224,20 @@ class RayLoader:
 
     Attributes:
         dataset: The map-style dataset.
-        num_workers: Actors making batches (at least one).
+        num_workers: Ray tasks making batches at once (at least one).
         prefetch: Batches ``iter_torch_batches`` fetches ahead.
+        batch_bytes: About how many bytes a batch holds (for :meth:`batches_ahead`).
         address: The cluster's address; "" for a local instance.
         pin_memory: Whether batches are pinned (set by :meth:`use_device`: for CUDA only).
     """
 
     def __init__(self, dataset: Any, batch_sampler: Iterable[Sequence[Any]], collate: Callable[[list[Any]], Any],
-                 workers: int | str, prefetch: int | str, address: str) -> None:
+                 workers: int | str, prefetch: int | str, address: str, batch_bytes: int) -> None:
         ray_cluster.ray_installed()
         ray_cluster.check_address(address)  # an address that answers nothing fails now, not at the first batch
         self.dataset, self.batch_sampler, self.collate = dataset, batch_sampler, collate
-        self.num_workers, self.prefetch = actor_count(workers), prefetch_batches(prefetch)
-        self.address = address
+        self.num_workers, self.prefetch = task_count(workers), prefetch_batches(prefetch)
+        self.address, self.batch_bytes = address, batch_bytes
         self.pin_memory = False
         self._joined = False
         self._pass: _Pass | None = None
@@ -217,12 +252,13 @@ class RayLoader:
         self.pin_memory = device_type == "cuda" and torch.cuda.is_available()
 
     def thread_roles(self) -> tuple[tuple[str, int], ...]:
-        """(role, count): the actors making batches, and the one intra-op thread of each."""
-        return (("Ray actors making batches", self.num_workers), ("intra-op per Ray actor", 1))
+        """(role, count): the Ray tasks making batches at once, and the one intra-op thread of each."""
+        return (("Ray tasks making batches", self.num_workers), ("intra-op per Ray task", 1))
 
     def batches_ahead(self) -> int:
-        """Batches made ahead of the consumer: IN_FLIGHT_PER_ACTOR per actor and the prefetch."""
-        return IN_FLIGHT_PER_ACTOR * self.num_workers + self.prefetch
+        """Batches made ahead of the consumer, an upper estimate (:func:`made_ahead`) for a local
+        instance's object store; a cluster's, larger, may hold more."""
+        return made_ahead(len(self), self.batch_bytes, self.prefetch, ray_cluster.object_store_bytes())
 
     def _open(self) -> None:
         if not self._joined:
@@ -232,23 +268,23 @@ class RayLoader:
             _OPEN.add(self)
 
     def _dataset(self) -> Any:
-        """The pass's Ray Dataset: this epoch's key lists, one row and block each, mapped by the actors."""
+        """The pass's Ray Dataset: this epoch's key lists, one row and block each, mapped by Ray tasks."""
         import ray.data
 
         rows = [{KEYS: pickle.dumps(list(keys))} for keys in self.batch_sampler]
         if not rows:
             return None
         ray.data.DataContext.get_current().execution_options.preserve_order = True
-        pool = ray.data.ActorPoolStrategy(size=self.num_workers, max_tasks_in_flight_per_actor=IN_FLIGHT_PER_ACTOR)
+        parts = ray.put((self.dataset, self.collate))  # unpickled once a pass per worker (_make_batch)
         with warnings.catch_warnings():
-            # max_restarts=0: an actor that dies fails the pass; Ray Data's default restarts it
-            # for ever and re-runs its batches, so a batch that crashes its actor was retried
-            # until the loop's timeout. Ray 2.60 has no named parameter for it yet, and calls
-            # the keyword form deprecated.
+            # max_retries=0: a task whose worker dies fails the pass; Ray Data's default retries
+            # it for ever (max_retries=-1), so a batch that crashes its worker was made again
+            # until the loop's timeout. Ray 2.60 has no named parameter for it, and calls the
+            # keyword form deprecated.
             warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
             return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-                _MakeBatch, batch_size=1, compute=pool, num_cpus=1, fn_constructor_args=(self.dataset, self.collate),
-                runtime_env=ACTOR_ENV, max_restarts=0)
+                _make_batch, batch_size=1, compute=ray.data.TaskPoolStrategy(size=self.num_workers), num_cpus=1,
+                fn_args=(uuid.uuid4().hex, parts), runtime_env=TASK_ENV, max_retries=0)
 
     def _batches(self) -> Iterator[Any]:
         self.close_pass()
@@ -267,7 +303,7 @@ class RayLoader:
                 if kind == "end":
                     return
                 yield self._pinned(value)
-        finally:  # the pass ended, or its consumer let it go: its actors stop now
+        finally:  # the pass ended, or its consumer let it go: its execution ends now
             if self._pass is current:
                 self.close_pass()
 
@@ -278,7 +314,7 @@ class RayLoader:
         return kind, value
 
     def close_pass(self) -> None:
-        """Ends the pass under way, if any (its execution and actors)."""
+        """Ends the pass under way, if any (its execution; Ray keeps the worker processes)."""
         current, self._pass = self._pass, None
         if current is not None:
             current.close()
@@ -303,31 +339,38 @@ class RayLoader:
         return self._batches()
 
 
+# Ray's errors, by class name (and their subclasses': ObjectReconstructionFailedError is an
+# ObjectLostError): the cluster gone, and a task's worker process gone.
+_CLUSTER_GONE = frozenset(("RaySystemError", "GetTimeoutError", "NodeDiedError", "RpcError", "RayConnectionError"))
+_WORKER_GONE = frozenset(("WorkerCrashedError", "OutOfMemoryError", "ObjectLostError"))
+
+
 def _translated(exc: BaseException, address: str) -> BaseException:
     """One of feedbench's errors, in one line, for what Ray's iterator raised: the cluster gone
-    (naming it), an actor dead or raising (with its own error), or the error as it was."""
+    (naming it), a task's worker dead (not retried: max_retries=0) or a task raising (with its
+    own error), or the error as it was."""
     if isinstance(exc, FeedbenchError):
         return exc
     cause = getattr(exc, "cause", None)
     if isinstance(cause, FeedbenchError):
         return cause
-    name = type(exc).__name__
-    if name in ("RaySystemError", "GetTimeoutError", "NodeDiedError", "RpcError", "RayConnectionError") or \
-            isinstance(exc, ConnectionError):
+    names = {kind.__name__ for kind in type(exc).__mro__}
+    if names & _CLUSTER_GONE or isinstance(exc, ConnectionError):
         return ray_cluster.failure(address, exc)
-    if name in ("ActorDiedError", "ActorUnavailableError", "WorkerCrashedError", "ObjectLostError"):
-        return LoaderError(f"a Ray actor making batches in {ray_cluster.where(address)} died ({described(exc)})")
+    if names & _WORKER_GONE:
+        return LoaderError(f"the worker of a Ray task making batches in {ray_cluster.where(address)} died "
+                           f"({described(exc)})")
     if cause is not None:
-        return LoaderError(f"a Ray actor making batches raised {_first_error(exc) or described(cause)}")
+        return LoaderError(f"a Ray task making batches raised {_first_error(exc) or described(cause)}")
     return exc if isinstance(exc, Exception) else LoaderError(f"Ray's iterator raised {described(exc)}")
 
 
-# "RuntimeError: message" lines of a remote traceback (Ray sends the actor's as text).
+# "RuntimeError: message" lines of a remote traceback (Ray sends the task's as text).
 _ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$", re.MULTILINE)
 
 
 def _first_error(exc: BaseException) -> str | None:
-    """"Type: message" of the error an actor raised first, from the traceback text Ray puts in
+    """"Type: message" of the error a task raised first, from the traceback text Ray puts in
     its RayTaskError (whose own cause is Ray Data's "UDF failed to process a data block")."""
     found = _ERROR_LINE.findall(str(exc).split("The above exception was the direct cause")[0])
     if not found:

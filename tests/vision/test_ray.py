@@ -1,14 +1,16 @@
 """ray (image): the torch pipeline with Ray Data making the batches gives the DataLoader's very
-batches (eval; train too, its draws being per sample), names or skips and counts bad images as
-the DataLoader does, and reports its actors. A local Ray instance is shared by the loaders of a
-process and ends, with every process it started, with the last of them, in this process and in an
-isolated measured run; a cluster's address is joined and left running; an address nobody answers
-at is one line within seconds; a cluster that dies mid-run ends the run with one line naming it.
+batches (eval; train too, its draws being per sample), in a later epoch too, made in the worker
+processes of the first; names or skips and counts bad images as the DataLoader does; a task
+that raises or kills its worker ends the pass in one line; it reports its tasks. A local Ray
+instance is shared by the loaders of a process and ends, with every process it started, with
+the last of them, in this process and in an isolated measured run; a cluster's address is joined
+and left running; an address nobody answers at is one line within seconds; a cluster that dies
+mid-run ends the run with one line naming it.
 
-Ray takes seconds to start and each pass starts its actors anew (seconds more on 2 cores): the
-loaders here share one local instance (`local_ray`), one or two actors, tiny images. The cluster
-tests drive their loaders in spawned processes: Ray ends a driver whose cluster died, and this
-process is in a local session (one per process)."""
+Ray takes seconds to start, and its task workers seconds to import torch the first time (Ray
+keeps them for later passes): the loaders here share one local instance (`local_ray`), tiny
+images. The cluster tests drive their loaders in spawned processes: Ray ends a driver whose
+cluster died, and this process is in a local session (one per process)."""
 
 import hashlib
 import os
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from queue import Empty, SimpleQueue
 
 import numpy as np
 import psutil
@@ -26,9 +29,11 @@ import torch
 
 from feedbench.pipelines import ConfigError, DatasetError, MeasureConfig, RunSpec, registry, run_isolated
 from feedbench.pipelines.core import ray_cluster
+from feedbench.pipelines.core.errors import LoaderError
+from feedbench.pipelines.core.ray_loader import RayLoader
 from feedbench.vision import torch_loader
 from feedbench.vision._common import RayImageConfig
-from feedbench.vision.ray_pipeline import build_ray_prefix, ray_loader
+from feedbench.vision.ray_pipeline import batch_bytes, build_ray_prefix, ray_loader
 
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 TINY = dict(batch_size=5, image_size=24)
@@ -53,7 +58,7 @@ def _ray_processes(processes):
 
 
 def _left(processes, timeout_s=15.0):
-    """Those of `processes` still alive after up to `timeout_s` (an actor notices its raylet's end
+    """Those of `processes` still alive after up to `timeout_s` (a worker notices its raylet's end
     within a second or two); a zombie is not alive (nothing here reaps what init inherits)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -65,6 +70,19 @@ def _left(processes, timeout_s=15.0):
 
 def _own_ray():
     return _ray_processes(psutil.Process().children(recursive=True))
+
+
+def _task_workers():
+    """This process's Ray workers started for the loader's tasks: those with OMP_NUM_THREADS=1,
+    which only the tasks' runtime environment sets (the instance runs with 2)."""
+    found = []
+    for process in _own_ray():
+        try:
+            if process.name().startswith("ray::") and process.environ().get("OMP_NUM_THREADS") == "1":
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -117,21 +135,78 @@ def _same(one, other):
         assert torch.equal(labels_a, labels_b)
 
 
-@pytest.mark.parametrize(("kind", "train", "output"), [("folder", False, "float"), ("shards", True, "uint8")])
-def test_the_batches_are_the_dataloaders(local_ray, small_folder, small_shards, kind, train, output):
+@pytest.mark.parametrize(("kind", "train", "output", "workers"),
+                         [("folder", False, "float", 3), ("shards", True, "uint8", 1)])
+def test_the_batches_are_the_dataloaders(local_ray, small_folder, small_shards, kind, train, output, workers):
+    """Three tasks at once on the instance's 2 CPUs: the third waits for one."""
     root = small_folder.root if kind == "folder" else small_shards.root
     keywords = dict(TINY, train=train, shuffle=train, seed=7, output=output)
-    loader = ray_loader(root, workers=1 if train else 2, **keywords)
+    loader = ray_loader(root, workers=workers, **keywords)
     batches = iter(loader)
     mine = [tuple(t.clone() for t in next(batches))]
-    # One intra-op thread per actor, as a DataLoader worker: two actors of the run's two threads
-    # each (OMP_NUM_THREADS, which Ray passes on) made batches 10x slower on 2 CPUs.
-    actors = [p for p in _own_ray() if p.name().startswith("ray::MapWorker")]
-    assert len(actors) == loader.num_workers and all(p.environ()["OMP_NUM_THREADS"] == "1" for p in actors)
+    # One intra-op thread per task's worker, as a DataLoader worker: two workers of the run's
+    # two threads each (OMP_NUM_THREADS, which Ray passes on) made batches 10x slower on 2 CPUs.
+    # Between tasks a worker is "ray::IDLE"; at most one per CPU runs.
+    makers = _task_workers()
+    assert 1 <= len(makers) <= 2, [p.name() for p in _own_ray()]
+    assert all(p.name() == "ray::IDLE" or p.name().startswith("ray::MapBatches(") for p in makers)
     mine += _epoch(batches)
     assert len(mine) == len(loader) == (4 if train else 5)  # train drops the last short batch
     _same(mine, _epoch(torch_loader(root, workers=0, **keywords)))
+    assert sum(t.nbytes for t in mine[0]) == batch_bytes(loader.config)  # what batches_ahead counts
     loader.close()
+
+
+def test_a_later_epoch_runs_in_the_worker_processes_of_the_first(local_ray, small_folder):
+    keywords = dict(TINY, train=True, seed=3)
+    loader, theirs = ray_loader(small_folder.root, workers=2, **keywords), torch_loader(small_folder.root, **keywords)
+    first = _epoch(loader)
+    running = {p.pid for p in _own_ray()}
+    assert _task_workers()
+    second = _epoch(loader)
+    started = [p.name() for p in _own_ray() if p.pid not in running]
+    assert not started, f"the second epoch started Ray processes: {started}"
+    _same(first, _epoch(theirs))
+    _same(second, _epoch(theirs))
+    assert not torch.equal(first[0][0], second[0][0])  # a new epoch's draws
+    loader.close()
+
+
+def _within(timeout_s, work):
+    """What `work()` returned or raised, or pytest.fail after `timeout_s` (work left running)."""
+    answer = SimpleQueue()
+
+    def run():
+        try:
+            answer.put((True, work()))
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            answer.put((False, exc))
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        done, value = answer.get(timeout=timeout_s)
+    except Empty:
+        pytest.fail(f"no answer within {timeout_s} s")
+    if not done:
+        raise value
+    return value
+
+
+def test_a_task_that_raises_or_kills_its_worker_ends_the_pass_in_one_line(local_ray):
+    """Made of what any worker unpickles: a dict for the dataset, tuple or sys.exit for collate
+    (sys.exit(batch) ends the worker process). Not made again: a worker's death is not retried."""
+    samples = {key: torch.tensor([key]) for key in range(4)}
+    loader = RayLoader(samples, [[0], [99]], tuple, 1, 0, "", 8)
+    with pytest.raises(LoaderError) as info:
+        _within(60, lambda: list(loader))
+    loader.close()
+    assert str(info.value) == "a Ray task making batches raised KeyError: 99"
+    loader = RayLoader(samples, [[0], [1]], sys.exit, 1, 0, "", 8)
+    with pytest.raises(LoaderError) as info:
+        _within(60, lambda: list(loader))
+    loader.close()
+    assert str(info.value).startswith("the worker of a Ray task making batches in the local Ray instance died "
+                                      "(WorkerCrashedError: ") and "\n" not in str(info.value)
 
 
 def test_bad_images_are_named_or_skipped_and_counted_as_the_dataloader_does(local_ray, broken_folder):
@@ -151,15 +226,17 @@ def test_bad_images_are_named_or_skipped_and_counted_as_the_dataloader_does(loca
     loader.close()
 
 
-def test_it_reports_its_actors_and_what_it_makes_ahead(small_folder):
+def test_it_reports_its_tasks_and_what_it_makes_ahead(small_folder):
     """Read from the config: no Ray session needed."""
     loader = ray_loader(small_folder.root, workers=3, prefetch=2, **TINY)
     stats = loader.loader_stats()
-    assert dict(stats.threads) == {"Ray actors making batches": 3, "intra-op per Ray actor": 1}
+    assert dict(stats.threads) == {"Ray tasks making batches": 3, "intra-op per Ray task": 1}
     assert stats.num_classes == 3
-    assert stats.batches_ahead == 2 * 3 + 2  # two queued to each actor, and the consumer's prefetch
+    assert stats.batches_ahead == len(loader) == 4  # batches of 35 KB: Ray Data makes the whole pass ahead
     assert loader.num_workers == 3 and loader.prefetch == 2 and loader.address == ""
-    assert ray_loader(small_folder.root, workers=0, prefetch=0).loader_stats().batches_ahead == 2  # one actor
+    assert batch_bytes(RayImageConfig(batch_size=64)) == 64 * (3 * 224 * 224 * 4 + 8)
+    eval_ = ray_loader(small_folder.root, train=False, workers=0, prefetch=0, **TINY)
+    assert eval_.num_workers == 1 and eval_.loader_stats().batches_ahead == len(eval_) == 5
     autotuned = ray_loader(small_folder.root, workers="autotune", prefetch="autotune")
     assert autotuned.num_workers == len(os.sched_getaffinity(0)) and autotuned.prefetch == 2
 
@@ -173,8 +250,6 @@ def test_the_instance_is_shared_and_ends_with_its_last_user(local_ray, small_fol
     with pytest.raises(ConfigError) as info:  # Ray allows one session per process
         ray_cluster.join("127.0.0.1:1", 1)
     assert "already in the local Ray instance" in str(info.value) and "\n" not in str(info.value)
-    with pytest.raises(ConfigError, match=r"the local Ray instance \(started by an earlier loader\) has 2 CPU"):
-        ray_cluster.join("", 3)  # more actors than it has CPUs: Ray Data would wait for ever
     running = _own_ray()
     assert {"gcs_server", "raylet"} <= {p.name() for p in running}
     local_ray.release()
@@ -191,7 +266,7 @@ def test_an_isolated_run_measures_and_leaves_no_ray_process(authenticated, small
     assert result.ok, result.error
     assert result.steps == 4 and result.samples == 16 and result.epochs == 1 and result.skipped == 0
     assert 0 < result.samples_per_s and 0 < result.ttfb_s < 120
-    assert result.config["threads"] == {"Ray actors making batches": 1, "intra-op per Ray actor": 1}
+    assert result.config["threads"] == {"Ray tasks making batches": 1, "intra-op per Ray task": 1}
     new = [p for p in _ray_processes(psutil.process_iter()) if p.pid not in before]
     assert not _left(new), "an isolated run left Ray processes behind"
 
@@ -272,23 +347,23 @@ def test_an_address_nobody_answers_at_is_one_line_within_seconds(small_folder):
 
 
 def test_a_cluster_that_dies_mid_run_ends_the_run_naming_it(ray_head, small_folder):
-    """The head is killed while the run's actor starts (it imports torch: seconds), so that the
-    loop is waiting for a batch; the run ends with the loader's error, one line naming the address.
+    """The head is killed while the run's first task runs (its worker imports torch: seconds), so
+    that the loop is waiting for a batch; the run ends with the loader's error, one line naming the address.
     (Ray ends a driver at once when one of its own calls finds its raylet gone: a kill timed
     while Ray moves a batch can end the run's process instead, with exit status 1.)"""
     address, head = ray_head
 
-    def kill_when_the_actor_starts():
+    def kill_when_the_task_starts():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if any(p.name().startswith("ray::MapWorker") for p in psutil.process_iter()
+            if any(p.name().startswith("ray::MapBatches(") for p in psutil.process_iter()
                    if _session_of(p) == head.pid):
                 time.sleep(0.5)
                 os.killpg(head.pid, signal.SIGKILL)
                 return
             time.sleep(0.05)
 
-    killer = threading.Thread(target=kill_when_the_actor_starts, daemon=True)
+    killer = threading.Thread(target=kill_when_the_task_starts, daemon=True)
     killer.start()
     config = RayImageConfig(train=False, shuffle=False, batch_size=4, image_size=24, workers=1, ray_address=address)
     result = run_isolated(RunSpec(registry.loader_factory("image", "ray", small_folder.root, config),

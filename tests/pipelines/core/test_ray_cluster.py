@@ -13,7 +13,7 @@ import pytest
 
 from feedbench.pipelines.core import ray_cluster
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
-from feedbench.pipelines.core.ray_loader import actor_count, from_columns, prefetch_batches, to_columns
+from feedbench.pipelines.core.ray_loader import from_columns, made_ahead, prefetch_batches, task_count, to_columns
 
 
 def _free_port():
@@ -104,10 +104,21 @@ def test_an_error_raised_from_another_is_found_by_its_class_name():
     assert ray_cluster._caused_by(outer, "KeyError") and not ray_cluster._caused_by(outer, "ValueError")
 
 
-def test_workers_and_prefetch_become_actors_and_prefetch_batches():
-    assert (actor_count(0), actor_count(3)) == (1, 3)  # a Ray Data stage cannot run without an actor
-    assert actor_count("autotune") >= 1
+def test_workers_and_prefetch_become_tasks_and_prefetch_batches():
+    assert (task_count(0), task_count(3)) == (1, 3)  # a Ray Data stage cannot run without a task
+    assert task_count("autotune") >= 1
     assert (prefetch_batches(0), prefetch_batches(5), prefetch_batches("autotune")) == (0, 5, 2)
+
+
+def test_what_is_made_ahead_is_what_ray_datas_share_of_the_store_holds():
+    """Measured on a local instance (1 GiB store, 2 workers, the consumer holding its first
+    batch; ray_loader's float batches of 448 px x 16 and x 32, 224 px x 32): 14, 12 at prefetch
+    0, 7, the whole pass. The estimate is at most a batch or two above."""
+    store = 1 << 30
+    assert made_ahead(32, 38_535_296, 2, store) == 15
+    assert made_ahead(32, 38_535_296, 0, store) == 13
+    assert made_ahead(16, 77_070_592, 2, store) == 8
+    assert made_ahead(16, 19_267_840, 2, store) == 16  # a pass at most
 
 
 def test_a_batch_crosses_as_columns_and_comes_back_the_same():
