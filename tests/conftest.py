@@ -15,6 +15,12 @@ import torchvision  # noqa: F401
 from feedbench.datasets import make_image_folder, make_image_shards, make_text_corpus
 from feedbench.pipelines.core.errors import described
 
+# Ray 2.60 authenticates by default, reads the token once a process (a local instance started
+# after it changed never came up), and would write one into the home folder: one token of the
+# tests' own for the whole test process and what it starts, set before any test imports Ray.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", hashlib.sha256(f"feedbench tests {os.getpid()}".encode()).hexdigest())
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):

@@ -305,7 +305,7 @@ def bottleneck_sentence(found: FrameworkExplanation) -> str:
     top = max(pipeline, key=lambda s: s.seconds_per_sample)
     deliver = found.stage("deliver")
     source = {"torch": "the workers", "torch-threads": "the threads", "tf-service": "the service's workers",
-              "ray": "the Ray actors"}.get(found.framework, "the map's threads and prefetch buffer")
+              "ray": "the Ray tasks"}.get(found.framework, "the map's threads and prefetch buffer")
     of = f"of {found.framework}'s per-sample cost"
     if top.stage == "deliver":
         return (f"delivery from {source} is the costliest stage: {top.share:.0%} {of} "
