@@ -10,9 +10,10 @@ Run on a machine with CUDA and many cores (docs/ record what it printed):
   workload: bf16 autocast and channels_last on CUDA; each line names it as the run recorded
   it), float32 against uint8 batches.
 - contenders: the same ResNet-50 step at batch 256 fed by each backend (torch, torch-threads,
-  torch-gpu, dali, tf where installed) from all cores but one, uint8 batches (normalized on the
-  device), AU and images/s side by side (docs/contenders.md). A backend this machine cannot run
-  (dali without DALI, tf without TensorFlow) prints its one-line reason.
+  torch-gpu, dali, tf, and the local tf-service and ray where installed: docs/scale-out.md)
+  from all cores but one, uint8 batches (normalized on the device), AU and images/s side by
+  side (docs/contenders.md). A backend this machine cannot run (dali without DALI, tf without
+  TensorFlow, ray without Ray) prints its one-line reason.
 
 Each run is isolated (`run_isolated`). Results go to DIR/*.json and a table to stdout.
 """
@@ -89,7 +90,7 @@ def contenders(workers: int, out: Path) -> None:
     from feedbench.pipelines.core.errors import FeedbenchError
 
     rows = []
-    for framework in ("torch", "torch-threads", "torch-gpu", "dali", "tf"):
+    for framework in ("torch", "torch-threads", "torch-gpu", "dali", "tf", "tf-service", "ray"):
         try:
             registry.check_machine("image", framework)
             row = _image_run(workers, workers + 1, "resnet50", "cuda", framework=framework, batch=256, output="uint8")
