@@ -71,7 +71,7 @@ class LocalService:
         self.dispatcher: Any = None
         self.workers: list[subprocess.Popen[str]] = []
         self._logs = tempfile.TemporaryDirectory(prefix="feedbench-tf-service-")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # close() runs inside start() when a worker fails to start
 
     @property
     def address(self) -> str:
@@ -89,7 +89,12 @@ class LocalService:
             if self.dispatcher is not None:
                 return self
             config = tf.data.experimental.service.DispatcherConfig(port=self.port)
-            self.dispatcher = tf.data.experimental.service.DispatchServer(config)
+            try:
+                self.dispatcher = tf.data.experimental.service.DispatchServer(config)
+            except (tf.errors.OpError, RuntimeError) as exc:
+                message = getattr(exc, "message", str(exc)).strip().splitlines() or [type(exc).__name__]
+                raise LoaderError(f"a tf.data service dispatcher cannot start on port {self.port}: "
+                                  f"{message[0]}") from None
             _OPEN.add(self)
             for k in range(self.count):
                 self.workers.append(self._start_worker(k))
@@ -97,7 +102,10 @@ class LocalService:
         return self
 
     def _start_worker(self, k: int) -> subprocess.Popen[str]:
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "1"}
+        # One intra-op thread, as a DataLoader worker has (a measured run's environment holds its
+        # CPU budget, which the worker would inherit).
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "1", "TF_NUM_INTRAOP_THREADS": "1",
+               "OMP_NUM_THREADS": "1"}
         logfile = Path(self._logs.name) / f"worker-{k}.log"
         with open(logfile, "w") as stderr:
             return subprocess.Popen(
@@ -181,6 +189,17 @@ def service_workers(workers: int | str) -> int:
     return max(1, len(usable_cpus()) if workers == AUTOTUNE else int(workers))
 
 
+def _one_worker_each(tf: Any, batches: Any) -> Any:
+    """`batches` as each service worker is to run them: one sample at a time on one thread, as a
+    DataLoader worker makes its batches (tf.data's default rewrites would make the plain map a
+    parallel one, on a pool as large as the worker's CPUs)."""
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.threading.max_intra_op_parallelism = 1
+    options.experimental_optimization.map_parallelization = False
+    return batches.with_options(options)
+
+
 class ServiceLoader:
     """Batches of a tf.data pipeline made on tf.data service workers: each ``iter()`` is a new
     job of ``distribute(processing_mode, service)`` over `batches`, prefetched in this process.
@@ -224,9 +243,10 @@ class ServiceLoader:
         # batch (1.03 s an epoch of 8 small batches here, 0.22 s at 100 ms).
         from tensorflow.python.data.experimental.ops import data_service_ops
 
-        dataset = self.batches.apply(data_service_ops._distribute(
+        dataset = _one_worker_each(tf, self.batches).apply(data_service_ops._distribute(
             processing_mode=self.config.processing_mode, service=address,
-            task_refresh_interval_hint_ms=TASK_REFRESH_MS))
+            task_refresh_interval_hint_ms=TASK_REFRESH_MS,
+            compression="AUTO" if self.config.service else None))
         prefetch = self.config.prefetch
         if prefetch != 0:
             dataset = dataset.prefetch(tf.data.AUTOTUNE if prefetch == AUTOTUNE else prefetch)
@@ -246,7 +266,7 @@ class ServiceLoader:
             except StopIteration:
                 return
             except tf.errors.OpError as exc:
-                reason = self.stall_reason() or exc.message.strip().splitlines()[0]
+                reason = self.stall_reason() or (exc.message.strip().splitlines() or [type(exc).__name__])[0]
                 raise DatasetError(f"the tf.data service at {self.address}: {reason}") from None
             yield batch
 
@@ -267,8 +287,12 @@ class ServiceLoader:
         import dataclasses
 
         workers: int | str = "remote" if self.config.service else service_workers(self.config.workers)
-        return dataclasses.replace(self._stats(), threads=(("tf.data service workers", workers),
-                                                           ("client prefetch buffer", self.config.prefetch)))
+        # Made ahead: the client's buffer, and a batch in the making or in flight per worker.
+        buffer = 2 if self.config.prefetch == AUTOTUNE else int(self.config.prefetch)
+        ahead = None if self.config.service else int(workers) + buffer
+        return dataclasses.replace(self._stats(), batches_ahead=ahead,
+                                   threads=(("tf.data service workers", workers),
+                                            ("client prefetch buffer", self.config.prefetch)))
 
     def close(self) -> None:
         """Ends a local service (a remote one is left as it is)."""
