@@ -31,6 +31,7 @@ from feedbench.text.tokenizers import PUNCT_RANGES, SPACE_RANGES, re2_class
 from feedbench.text.vocab import PAD_ID, UNK_ID, Vocab
 
 tf = import_tensorflow()
+SHUFFLE_BATCHES = 8  # a service worker's shuffle buffer, in batches (see _documents)
 
 _TFDS_SPLIT = "train"
 # The "regex" rule as two rewrites and a split: every space character (in Python's sense)
@@ -185,20 +186,26 @@ def _prepare(source: Any, cfg: TextConfig) -> Prepared:
     return prepare_source(source, cfg)
 
 
-def _documents(prepared: Prepared, cfg: TextConfig) -> tf.data.Dataset:
+def _documents(prepared: Prepared, cfg: TextConfig, *, remote: bool = False) -> tf.data.Dataset:
     """(text, label) elements of the shard in source order, reshuffled every epoch with
     `shuffle`. The shard was taken from the checked documents (_common.prepare): the
     elements ``Dataset.shard`` of the source's records would give, without holding the
-    other shards' strings in this process."""
-    texts = tf.constant(list(prepared.corpus.texts), tf.string)
-    labels = tf.constant(list(prepared.corpus.labels), tf.int64)
-    documents = tf.data.Dataset.from_tensor_slices((texts, labels))
+    other shards' strings in this process. `remote` (service workers) with `shuffle`: the
+    documents permuted here, then shuffled through a buffer of SHUFFLE_BATCHES batches (a
+    whole-corpus buffer on a worker is filled a document at a time from the dispatcher before
+    its first batch of every epoch)."""
+    texts, labels = list(prepared.corpus.texts), list(prepared.corpus.labels)
+    if remote and cfg.shuffle:
+        order = np.random.default_rng(stream_seed(cfg.seed, "service order")).permutation(len(texts))
+        texts, labels = [texts[i] for i in order], [labels[i] for i in order]
+    documents = tf.data.Dataset.from_tensor_slices((tf.constant(texts, tf.string), tf.constant(labels, tf.int64)))
     if not cfg.shuffle:
         return documents
     # The whole corpus as the buffer (the strings only, before tokenizing): a uniform
     # permutation every epoch, as torch's sampler draws one.
     seed = stream_seed(cfg.seed, "shuffle")
-    return documents.shuffle(len(prepared.corpus), seed=seed, reshuffle_each_iteration=True)
+    return documents.shuffle(SHUFFLE_BATCHES * cfg.batch_size if remote else len(texts), seed=seed,
+                             reshuffle_each_iteration=True)
 
 
 def _encoded(documents: tf.data.Dataset, encoder: _Encoder, cfg: TextConfig, through: str | None = None,
@@ -270,7 +277,7 @@ def batches(source: str | os.PathLike[str] | Any, cfg: TextConfig, through: str 
     prepared = _prepare(source, cfg)
     encoder = (_native_encoder if cfg.tokenizer == "regex" else _python_encoder)(prepared.vocab, cfg, through)
     mapping = dataclasses.replace(cfg, workers=0) if remote else cfg
-    made = _batched(_encoded(_documents(prepared, cfg), encoder, mapping, through), prepared, cfg)
+    made = _batched(_encoded(_documents(prepared, cfg, remote=remote), encoder, mapping, through), prepared, cfg)
     stats = prepared.stats(cfg)
     return made, lambda: stats
 

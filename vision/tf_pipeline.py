@@ -108,12 +108,16 @@ def _checked_samples(source: Source, cfg: ImageConfig) -> tuple[list[tuple[str, 
     return good, len(bad)
 
 
-def _files(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, int]:
+def _files(source: Source, cfg: ImageConfig, *, remote: bool = False) -> tuple[tf.data.Dataset, int]:
     """(path, label, name) elements of an ImageFolder's shard, in torchvision's order (the
     name is the path); and the skip count. The shard is taken from the file list, before
     the dataset is made: ``Dataset.shard`` on the whole list gives the same elements, but
-    would check every file of the folder."""
+    would check every file of the folder. `remote` with `shuffle`: the list permuted here
+    (seeded; see batches)."""
     samples, skipped = _checked_samples(source, cfg)
+    if remote and cfg.shuffle:
+        order = np.random.default_rng(stream_seed(cfg.seed, "service order")).permutation(len(samples))
+        samples = [samples[i] for i in order]
     # As bytes: a file name need not be UTF-8 (os.fsencode gives its bytes back).
     paths = tf.constant([os.fsencode(path) for path, _ in samples], tf.string)
     labels = tf.constant([label for _, label in samples], tf.int64)
@@ -561,9 +565,13 @@ def batches(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig, thr
             raise ConfigError(f"{resolved.root}: tf.data service workers cannot read Parquet shards (tf.data reads "
                               "them with a Python generator, which runs only in the client); give an ImageFolder "
                               "or a TFDS dataset")
-        elements, skipped = _files(resolved, cfg) if kind == "folder" else _rows(resolved, cfg)
-    # Paths are shuffled whole (they are small: the shard's); encoded images through a buffer of batches.
-    buffer = len(shard_positions(resolved, cfg)) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
+        elements, skipped = _files(resolved, cfg, remote=remote) if kind == "folder" else _rows(resolved, cfg)
+    # Paths are shuffled whole (they are small: the shard's); encoded images through a buffer of
+    # batches. On service workers a whole-shard buffer is filled one file at a time from the
+    # dispatcher (a split each, under "distributed_epoch") before the first batch of every epoch:
+    # there the list is permuted in this process and shuffled again through a buffer of batches.
+    whole = kind == "folder" and not remote
+    buffer = len(shard_positions(resolved, cfg)) if whole else SHUFFLE_BATCHES * cfg.batch_size
     images, failures = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder", through=through,
                                   remote=remote)
     checked = skipped if callable(skipped) else (lambda: skipped)
