@@ -55,6 +55,14 @@ class ReportsStats(Protocol):
 
 
 @runtime_checkable
+class ExplainsStalls(Protocol):
+    """A loader that can say why no batch comes (a disaggregated loader: a dead worker, a
+    service that no longer answers); "" when it knows of nothing wrong."""
+
+    def stall_reason(self) -> str: ...
+
+
+@runtime_checkable
 class UsesDevice(Protocol):
     """A loader that adapts to the device its batches go to (pins memory for CUDA only)."""
 

@@ -26,7 +26,7 @@ from feedbench.pipelines.core.errors import (
     WorkloadError,
     described,
 )
-from feedbench.pipelines.core.stats import stats_of, use_device
+from feedbench.pipelines.core.stats import ExplainsStalls, stats_of, use_device
 from feedbench.pipelines.loop import metrics
 from feedbench.pipelines.loop.adapter import batch_size, pinned, to_device, to_torch
 from feedbench.pipelines.loop.config import MeasureConfig
@@ -176,9 +176,8 @@ class _Loop:
     def _stall_reason(self) -> str:
         """What a loader that can tell says about why no batch came (a disaggregated loader's
         dead worker or unreachable service: its ``stall_reason()``), as ": why"; "" if none."""
-        tell = getattr(self.batches, "stall_reason", None)
         try:
-            reason = tell() if callable(tell) else ""
+            reason = self.batches.stall_reason() if isinstance(self.batches, ExplainsStalls) else ""
         except Exception:  # noqa: BLE001  # a diagnosis must not replace the timeout itself
             reason = ""
         return f": {reason}" if reason else ""
