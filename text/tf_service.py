@@ -54,7 +54,7 @@ def service_dataset(
     same keywords, tokens and batches ``(token_ids [B, T], lengths [B], labels [B])``, iterated
     as a re-iterable loader (each ``iter()`` is a new service job: the next epoch).
 
-    `service` and `processing_mode` are those of :func:`feedbench.vision.service_dataset`
+    `service` and `processing_mode` are those of :func:`feedbench.vision.tf_service.service_dataset`
     ("distributed_epoch": each document tokenized once an epoch, by one worker; with more than
     one worker, each worker buckets and batches its own documents, so batches differ from
     tf_dataset's and come in no fixed order).

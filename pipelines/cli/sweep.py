@@ -20,7 +20,8 @@ from feedbench.pipelines.harness.grid import Measurer
 from feedbench.pipelines.harness.store import ResultStore
 from feedbench.pipelines.harness.sweep_rule import Recommendation
 
-REMOTE = ("tf-service", "ray")  # backends whose workers may run on other machines
+# backends whose workers may run on other machines: what their workers are called
+REMOTE = {"tf-service": "tf.data service worker processes", "ray": "Ray workers (one CPU each)"}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -108,7 +109,9 @@ def _remote_workers(entry: registry.Backend, chosen: Recommendation) -> list[str
         return []
     rate = 1 / chosen.prediction.sample_cost_s
     needed = max(1, math.ceil(chosen.target_au * chosen.prediction.demand_samples_per_s / rate - 1e-9))
-    bound = "" if chosen.prediction.cost_measured else " at most (the probe was not input bound)"
-    return [f"remote workers: {needed}{bound} {entry.workers.split(' (')[0]} of this machine's speed reach AU "
-            f"{chosen.target_au:.2f} (one makes {rate:.0f} samples/s; the workload takes "
+    measured = chosen.prediction.cost_measured
+    bound = "" if measured else " at most (the probe was not input bound)"
+    makes = "makes" if measured else "makes at least"
+    return [f"remote workers: {needed}{bound} {REMOTE[entry.name]} of this machine's speed reach AU "
+            f"{chosen.target_au:.2f} (one {makes} {rate:.0f} samples/s; the workload takes "
             f"{chosen.prediction.demand_samples_per_s:.0f} at AU 1); run that many with --service or on a Ray cluster"]

@@ -149,10 +149,15 @@ def _open(session: _Session) -> None:
     answer: queue.SimpleQueue = queue.SimpleQueue()
 
     def keep() -> None:
+        import ray
+
         try:
             _init(session)
         except Exception as exc:  # noqa: BLE001 - handed to join(), which raises it in one line
             answer.put(exc)
+            return
+        if session.stop.is_set():  # join() gave up waiting: leave no half-open session behind
+            ray.shutdown()
             return
         answer.put(None)
         session.stop.wait()  # the local instance's processes die with this thread

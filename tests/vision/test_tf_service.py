@@ -102,13 +102,13 @@ def test_an_existing_service_is_used_and_left_running(served, small_folder, text
     assert process.poll() is None and _workers_of(process.pid)
 
 
-def test_what_the_service_cannot_run_is_refused_in_one_line(small_shards, text_corpus):
+def test_what_the_service_cannot_run_is_refused_in_one_line(small_shards, small_folder, text_corpus):
     with pytest.raises(ConfigError, match=r"cannot read Parquet shards .*give an ImageFolder"):
         service_dataset(small_shards.root, **EVAL)
     with pytest.raises(ConfigError, match=r"tokenizer 'spacy'.*use the regex tokenizer"):
         text_service_dataset(text_corpus.root, tokenizer="spacy")
     with pytest.raises(ConfigError, match=r"processing_mode must be one of"):
-        service_dataset(text_corpus.root, processing_mode="once")
+        service_dataset(small_folder.root, processing_mode="once")
 
 
 def test_an_unreachable_service_is_an_error_naming_it(small_folder):
