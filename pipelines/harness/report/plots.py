@@ -81,14 +81,15 @@ def figures(rows: Sequence[Row]) -> tuple[Any, Any]:
     starve.set_ylim(0, 1.05)
     throughput.suptitle(title)
 
-    memory_figure = Figure(figsize=(7, 4.4), layout="constrained")
+    memory_figure = Figure(figsize=(8.5, 4.4), layout="constrained")
     memory = memory_figure.subplots()
     _series(memory, rows, "peak_pss_bytes", 1e-9, x, "-", " PSS", mark_failed=False)
     _series(memory, rows, "peak_rss_bytes", 1e-9, x, ":", " RSS", mark_failed=False)
     memory.set_ylabel("peak memory of the process tree (GB)")
     memory.set_title("Peak memory (PSS: shared pages counted once)")
     _axes_workers(memory, x, rows)
-    memory.legend()
+    # Beside the axes: two entries a framework (PSS, RSS) covered the lines once there were four.
+    memory.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     memory_figure.suptitle(title)
     return throughput, memory_figure
 
