@@ -40,13 +40,14 @@ Imports no framework: Ray is imported inside the functions that use it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import queue
 import shutil
 import socket
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,10 +65,25 @@ OBJECT_STORE_BYTES = 1 << 30
 MIN_OBJECT_STORE_BYTES = 128 << 20
 
 
+@contextlib.contextmanager
+def _loggers_kept() -> Iterator[None]:
+    """Keeps this process's loggers enabled across an import of Ray Data: its logging setup
+    (``logging.config.dictConfig``) disables the loggers that exist when it runs, and then
+    feedbench's warnings (a skipped image, a loader that ended) were lost."""
+    enabled = [logger for logger in logging.root.manager.loggerDict.values()
+               if isinstance(logger, logging.Logger) and not logger.disabled]
+    try:
+        yield
+    finally:
+        for logger in enabled:
+            logger.disabled = False
+
+
 def ray_installed() -> None:
     """Raises ConfigError, in one line, where Ray Data cannot be imported (the registry's machine check)."""
     try:
-        import ray.data  # noqa: F401
+        with _loggers_kept():
+            import ray.data  # noqa: F401
     except ImportError:
         raise ConfigError(INSTALL) from None
 
@@ -249,12 +265,15 @@ def quiet() -> None:
     session's log files (``log_to_driver=False``). Errors that matter reach the caller as
     feedbench's own, in one line."""
     try:
-        from ray.data import DataContext  # first: importing Ray Data sets the "ray" logger to INFO
+        with _loggers_kept():
+            from ray.data import DataContext  # first: importing Ray Data sets the "ray" logger to INFO
     except ImportError:
         return
     logging.getLogger("ray").setLevel(logging.CRITICAL)
     for handler in logging.getLogger("ray.data").handlers:  # set by Ray Data when first imported
-        if type(handler).__name__ != "SessionFileHandler":
+        # Ray's own console handlers only: one that is not Ray's (a caller's, pytest's capture) is
+        # not this module's to silence.
+        if type(handler).__module__.startswith("ray.") and type(handler).__name__ != "SessionFileHandler":
             handler.setLevel(logging.CRITICAL)
     with warnings.catch_warnings():  # Ray 2.60's DataContext sets its own deprecated fields when made
         warnings.simplefilter("ignore", DeprecationWarning)
