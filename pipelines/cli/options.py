@@ -72,12 +72,19 @@ def settings_from_args(args: argparse.Namespace, frameworks: Sequence[str]) -> S
         if value is not None:
             options[name] = value
     settings = Settings(task=args.task, data=args.data, measure=from_options(vars(args)), options=options)
+    # The tokenizer goes with every check: a backend may require one (tf-service: regex).
+    base = {"workers": 0, **({"tokenizer": options["tokenizer"]} if "tokenizer" in options else {})}
     for framework in frameworks:
-        registry.make_config(settings.task, framework, {"workers": 0})  # the framework itself first
+        try:
+            registry.make_config(settings.task, framework, base)  # the framework itself first
+        except ConfigError as exc:
+            if "tokenizer" not in base or "unknown framework" in str(exc):
+                raise
+            raise ConfigError(f"--tokenizer {base['tokenizer']}: {exc}") from None
         for name, value in sorted(options.items(), key=lambda item: item[0] in CHECKED_WITH):
             read = {other: options[other] for other in CHECKED_WITH.get(name, ()) if other in options}
             try:
-                registry.make_config(settings.task, framework, {**read, name: value, "workers": 0})
+                registry.make_config(settings.task, framework, {**base, **read, name: value})
             except ConfigError as exc:
                 raise ConfigError(f"{FLAGS.get(name, '--option ' + name)} {value}: {exc}") from None
     for name in options:

@@ -37,7 +37,8 @@ def test_run_measures_once_and_prints_the_result(small_folder, tmp_path):
     ("args", "message"),
     [
         (["--task", "video"], "unknown task 'video'; choose "),
-        (["--framework", "jax"], "unknown framework 'jax' for task 'image'; choose dali, tf, torch, torch-gpu"),
+        (["--framework", "jax"], "unknown framework 'jax' for task 'image'; choose dali, ray, tf, tf-service, torch, "
+                                 "torch-gpu"),
         (["--data", "/no/such/dataset"], "/no/such/dataset: no such dataset"),
         (["--workload", "resnet5"], "unknown workload 'resnet5'"),
         (["--workers", "some"], "--workers takes integers >= 0 or autotune, got 'some'"),
