@@ -44,15 +44,15 @@ import contextlib
 import logging
 import queue
 import shutil
-import socket
 import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from feedbench.pipelines.core import remote
 from feedbench.pipelines.core.errors import ConfigError, DatasetError, described
-from feedbench.pipelines.core.remote import check_reachable, host_port
+from feedbench.pipelines.core.remote import check_reachable
 
 log = logging.getLogger(__name__)
 
@@ -314,8 +314,4 @@ def check_alive(address: str) -> None:
 
 def unreachable(address: str, timeout_s: float = 1.0) -> str | None:
     """Why nothing accepts a connection at `address` now, or None when something does."""
-    try:
-        with socket.create_connection(host_port(address, "ray_address", SCHEMES), timeout=timeout_s):
-            return None
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
+    return remote.unreachable(address, "ray_address", SCHEMES, timeout_s)

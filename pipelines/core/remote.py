@@ -49,17 +49,24 @@ def host_port(address: str, option: str, schemes: tuple[str, ...]) -> tuple[str,
     return host, port
 
 
+def unreachable(address: str, option: str, schemes: tuple[str, ...], timeout_s: float = CONNECT_TIMEOUT_S,
+                ) -> str | None:
+    """Why nothing accepts a TCP connection at `address` within `timeout_s` ("Connection
+    refused"), or None when something does. ConfigError for an address that is not one."""
+    try:
+        with socket.create_connection(host_port(address, option, schemes), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
 def check_reachable(address: str, option: str, schemes: tuple[str, ...], what: str,
                     timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """Raises ConfigError, in one line naming `address`, unless something accepts a TCP
     connection there within `timeout_s`: a client of a dead address retries for ever."""
-    host, port = host_port(address, option, schemes)
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"{what} at {address} cannot be reached ({reason})") from None
+    reason = unreachable(address, option, schemes, timeout_s)
+    if reason:
+        raise ConfigError(f"{what} at {address} cannot be reached ({reason})")
 
 
 # option -> (its schemes, what answers there)
