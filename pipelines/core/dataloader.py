@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
-import signal
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from feedbench.pipelines.core.checks import AUTOTUNE
-from feedbench.pipelines.core.errors import LoaderError, described
+from feedbench.pipelines.core.errors import LoaderError, described, how_it_ended
 from feedbench.pipelines.core.machine import usable_cpus
 
 
@@ -145,7 +144,6 @@ def _dead_workers(loader: Any) -> list[str]:
         code = worker.exitcode
         if code is None:
             continue
-        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
-        found.append(f"pid {worker.pid} ({how})")
+        found.append(f"pid {worker.pid} ({how_it_ended(code)})")
     return found
 

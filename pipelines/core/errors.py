@@ -15,6 +15,7 @@ at fault; the CLI prints that message as one line and exits non-zero.
 """
 
 import re
+import signal
 
 
 class FeedbenchError(Exception):
@@ -93,3 +94,10 @@ def described(exc: BaseException) -> str:
         name, message = carried[-1]
         return f"{name}: {message.strip()}"
     return f"{type(exc).__name__}: {one_line(exc)}"
+
+
+def how_it_ended(exitcode: int) -> str:
+    """A child process's end in words: "killed by SIGKILL", "exited with status 3"."""
+    if exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exited with status {exitcode}"

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from feedbench.pipelines.core.checks import AUTOTUNE
-from feedbench.pipelines.core.errors import DatasetError, LoaderError
-from feedbench.pipelines.core.machine import usable_cpus
-from feedbench.pipelines.core.remote import check_reachable
+from feedbench.pipelines.core.errors import DatasetError, LoaderError, how_it_ended
+from feedbench.pipelines.core.remote import check_reachable, unreachable
 from feedbench.pipelines.core.stats import LoaderStats
+from feedbench.pipelines.core.threads import thread_count
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,6 @@ def _last_line(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1] if lines else ""
-
-
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    return f"exited with status {code}"
 
 
 class LocalService:
@@ -139,7 +133,7 @@ class LocalService:
         if code is None:
             return ""
         last = _last_line(Path(self._logs.name) / f"worker-{k}.log")
-        return f"worker {k} (pid {self.workers[k].pid}) {_exit_reason(code)}" + (f": {last}" if last else "")
+        return f"worker {k} (pid {self.workers[k].pid}) {how_it_ended(code)}" + (f": {last}" if last else "")
 
     def problem(self) -> str:
         """Why the service cannot serve ("" while every worker runs)."""
@@ -186,7 +180,7 @@ def _close_all() -> None:
 def service_workers(workers: int | str) -> int:
     """Worker processes a local service starts for a config's `workers`: "autotune" is one per
     usable CPU, 0 is one (a service cannot run without a worker)."""
-    return max(1, len(usable_cpus()) if workers == AUTOTUNE else int(workers))
+    return max(1, thread_count(workers))
 
 
 def _one_worker_each(tf: Any, batches: Any) -> Any:
@@ -275,13 +269,8 @@ class ServiceLoader:
         dispatcher that no longer answers."""
         if self.service is not None and self.service.dispatcher is not None:
             return self.service.problem()
-        if self.config.service:
-            try:
-                check_reachable(self.config.service, "service", ("grpc",), "the tf.data service dispatcher",
-                                timeout_s=2.0)
-            except Exception as exc:  # noqa: BLE001  # a diagnosis, never an error of its own
-                return str(exc)
-        return ""
+        reason = unreachable(self.config.service, "service", ("grpc",), 2.0) if self.config.service else None
+        return f"the tf.data service dispatcher at {self.config.service} cannot be reached ({reason})" if reason else ""
 
     def loader_stats(self) -> LoaderStats:
         import dataclasses
