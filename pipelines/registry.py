@@ -49,6 +49,9 @@ class Backend:
         contender: One of the loaders measured against the two defaults (torch's DataLoader
             and tf.data): run when named (``--frameworks torch,tf,torch-threads``), not in a
             command's default set (:func:`defaults`).
+        remote_workers: What its workers are called where they may run on other machines
+            (tf-service, ray: the sweep's answer in remote workers names them); "" for the
+            backends whose workers live in the consuming process or its children.
     """
 
     task: str
@@ -67,6 +70,7 @@ class Backend:
     tunes_itself: bool
     contender: bool = False
     machine_check: str = ""
+    remote_workers: str = ""
 
     def make_config(self, options: Mapping[str, Any]) -> Any:
         """The task's frozen configuration from keyword options (ConfigError on a bad one).
@@ -115,13 +119,15 @@ _DALI = dict(label="NVIDIA DALI", workers="CPU threads of the DALI pipeline (num
 _SERVICE = dict(label="tf.data service", workers="tf.data service worker processes (local: started within the "
                 "CPU budget; remote: those the dispatcher has)", prefetch="batches in the client's prefetch buffer",
                 zero_workers="runs one service worker (a service cannot run without one)",
-                autotune="one service worker per CPU", tunes_itself=False, contender=True)
+                autotune="one service worker per CPU", tunes_itself=False, contender=True,
+                remote_workers="tf.data service worker processes")
 
 _RAY = dict(label="Ray Data", workers="Ray tasks running the map_batches stage at once, one CPU each",
             prefetch="batches iter_torch_batches fetches ahead (prefetch_batches)",
             zero_workers="runs one task at a time (a Ray Data stage cannot run without one)",
             autotune="one task per CPU", tunes_itself=False, contender=True,
-            machine_check="feedbench.pipelines.core.ray_cluster:ray_installed")
+            machine_check="feedbench.pipelines.core.ray_cluster:ray_installed",
+            remote_workers="Ray workers (one CPU each)")
 
 _IMAGE_STAGES = ("read", "decode", "transform")  # vision._common.SAMPLE_STAGES (the test holds them equal)
 _TEXT_STAGES = ("read", "tokenize", "encode")  # text._common.SAMPLE_STAGES

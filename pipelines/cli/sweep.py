@@ -20,9 +20,6 @@ from feedbench.pipelines.harness.grid import Measurer
 from feedbench.pipelines.harness.store import ResultStore
 from feedbench.pipelines.harness.sweep_rule import Recommendation
 
-# backends whose workers may run on other machines: what their workers are called
-REMOTE = {"tf-service": "tf.data service worker processes", "ray": "Ray workers (one CPU each)"}
-
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Adds `sweep` to the CLI."""
@@ -105,13 +102,13 @@ def _remote_workers(entry: registry.Backend, chosen: Recommendation) -> list[str
     """For a backend whose workers are other processes (tf-service, ray): how many workers of
     this machine's speed keep the accelerator at the target, past the CPUs measured here
     (ceil(target x demand / one worker's rate), the sweep's own model, linear scaling)."""
-    if entry.name not in REMOTE or chosen.prediction is None:
+    if not entry.remote_workers or chosen.prediction is None:
         return []
     rate = 1 / chosen.prediction.sample_cost_s
     needed = max(1, math.ceil(chosen.target_au * chosen.prediction.demand_samples_per_s / rate - 1e-9))
     measured = chosen.prediction.cost_measured
     bound = "" if measured else " at most (the probe was not input bound)"
     makes = "makes" if measured else "makes at least"
-    return [f"remote workers: {needed}{bound} {REMOTE[entry.name]} of this machine's speed reach AU "
+    return [f"remote workers: {needed}{bound} {entry.remote_workers} of this machine's speed reach AU "
             f"{chosen.target_au:.2f} (one {makes} {rate:.0f} samples/s; the workload takes "
             f"{chosen.prediction.demand_samples_per_s:.0f} at AU 1); run that many with --service or on a Ray cluster"]

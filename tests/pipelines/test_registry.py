@@ -18,7 +18,7 @@ def problems(entry: Backend) -> list[str]:
     found = []
     for field in dataclasses.fields(entry):
         value = getattr(entry, field.name)
-        if field.name == "machine_check":  # optional: "" where any machine runs it
+        if field.name in ("machine_check", "remote_workers"):  # optional: "" where it does not apply
             continue
         if field.type == "str" and (not isinstance(value, str) or not value.strip()):
             found.append(f"{field.name} is empty")
