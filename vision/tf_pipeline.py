@@ -453,11 +453,7 @@ def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool,
         return failures.check(expected, batch[0]), batch
 
     elements = elements.enumerate().map(noted)
-    if cfg.train:
-        # Two numbers per element from a seeded stream that changes every epoch: the stateless
-        # seed of its crop and flip, whichever thread maps it.
-        seeds = tf.data.Dataset.random(seed=stream_seed(cfg.seed, "crops"), rerandomize_each_iteration=True)
-        elements = tf.data.Dataset.zip(elements, seeds.batch(2))
+    elements = _with_crop_seeds(elements, cfg)
     if cfg.workers == 0:
         mapped, parallel = elements.map(made), None  # sequential, in this pipeline's own thread
     else:
@@ -483,6 +479,15 @@ def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool,
     return batches.map(lambda positions, images, labels: (images, labels)), failures
 
 
+def _with_crop_seeds(elements: tf.data.Dataset, cfg: ImageConfig) -> tf.data.Dataset:
+    """Training: each element zipped with two numbers from a seeded stream that changes every
+    epoch, the stateless seed of its crop and flip, whichever thread maps it."""
+    if not cfg.train:
+        return elements
+    seeds = tf.data.Dataset.random(seed=stream_seed(cfg.seed, "crops"), rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip(elements, seeds.batch(2))
+
+
 def _sample(cfg: ImageConfig, *, read_files: bool, through: str | None) -> Callable[[tf.Tensor, Any], tf.Tensor]:
     """(path or encoded image, stateless seed or None) -> the transformed image, or with
     `through` the one float32 number its prefix stops at."""
@@ -504,10 +509,7 @@ def _transform_remote(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files
                       through: str | None) -> tf.data.Dataset:
     """_transform's batches as a tf.data service worker makes them (see _transform)."""
     sample = _sample(cfg, read_files=read_files, through=through)
-    elements = elements.map(lambda x, label, name: (x, label))
-    if cfg.train:
-        seeds = tf.data.Dataset.random(seed=stream_seed(cfg.seed, "crops"), rerandomize_each_iteration=True)
-        elements = tf.data.Dataset.zip(elements, seeds.batch(2))
+    elements = _with_crop_seeds(elements.map(lambda x, label, name: (x, label)), cfg)
 
     @tf.autograph.experimental.do_not_convert
     def made(*element: Any) -> tuple[tf.Tensor, tf.Tensor]:
