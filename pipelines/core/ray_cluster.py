@@ -6,7 +6,8 @@ loader's first pass and ended with the last loader that uses it.
   process and the tasks' worker processes the raylet's, so they inherit the CPUs a measured run
   is pinned to; Ray keeps those worker processes for later tasks (and epochs) until the session
   ends. It ends with ``ray.shutdown()``, which waits for every process it started, when its last
-  loader is closed or collected, or at exit.
+  loader is closed or collected, or at exit, once Ray Data's threads in this process have ended
+  (:func:`settle`).
 - an address (``host:port`` of a cluster's GCS, from a machine that is one of its nodes, or
   ``ray://host:port``, Ray Client, from anywhere): checked with a TCP connection first (an
   unreachable address is one ConfigError naming it within seconds; Ray itself retries for a
@@ -45,6 +46,7 @@ import logging
 import queue
 import shutil
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -63,6 +65,7 @@ START_TIMEOUT_S = 120.0  # a local instance starts in 2-4 s on 2 cores; a join a
 # far less (a 64-image float batch of 224 px is 38 MB).
 OBJECT_STORE_BYTES = 1 << 30
 MIN_OBJECT_STORE_BYTES = 128 << 20
+SETTLE_TIMEOUT_S = 10.0  # Ray Data's threads, after their passes were closed, end in well under a second
 
 
 @contextlib.contextmanager
@@ -236,10 +239,39 @@ def object_store_bytes() -> int:
     return max(MIN_OBJECT_STORE_BYTES, min(OBJECT_STORE_BYTES, free // 2))
 
 
+def ray_data_threads() -> list[threading.Thread]:
+    """This process's threads that Ray Data started (its streaming executor, an iterator's
+    block prefetcher and batch-making threads): a thread of Ray Data's modules, or running a
+    function of them."""
+    found = []
+    for thread in threading.enumerate():
+        target = getattr(thread, "_target", None)  # a Thread's function, until run() ends
+        module = getattr(target, "__module__", None) or type(thread).__module__
+        if module.startswith("ray.data"):
+            found.append(thread)
+    return found
+
+
+def settle(timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+    """Waits, up to `timeout_s` in all, for Ray Data's threads to end, so that none calls Ray
+    after ``ray.shutdown()``: Ray ends the whole process then (exit status 1, "The core worker
+    has already been shutdown ... The process will exit"). A pass's threads end within 0.1 s of
+    its iterator being closed, or when the block they are fetching arrives; the block
+    prefetcher of a pass left before its end waits for work until it is stopped (Ray Data
+    stops it only at the pass's end), so it is stopped here."""
+    deadline = time.monotonic() + timeout_s
+    for thread in ray_data_threads():
+        stop = getattr(getattr(getattr(thread, "_target", None), "__self__", None), "stop", None)
+        if callable(stop):
+            stop()
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
 def _close(session: _Session) -> None:
     import ray
 
     try:
+        settle()
         ray.shutdown(wait_for_processes=not session.address)
     finally:
         session.stop.set()
