@@ -60,21 +60,25 @@ def _name(loader: Callable[..., Any]) -> str:
 
 
 def _child(spec: RunSpec, conn: Any) -> None:
-    """The subprocess: pin, build the loader, measure, send the result as a dict."""
+    """The subprocess: pin, build the loader, measure, send the result as a dict, and only then
+    let the loader go: what ends with it (a service, a Ray instance) cannot lose the figure."""
     os.setpgid(0, 0)  # its own process group, so that the parent can end all it started
     config = spec.recorded()
+    loader = None
     try:
         from feedbench.pipelines.loop.measure import measure_with
 
         ids = _pin(spec.measure.cpus)  # inherited by the loader's workers
         if ids is not None:
             config["cpu_ids"] = ids
-        result = measure_with(spec.loader(), spec.measure, config)
+        loader = spec.loader()
+        result = measure_with(loader, spec.measure, config)
     except Exception as exc:  # the parent gets a failed result, not a traceback
         log.debug("isolated run failed", exc_info=True)
         result = RunResult.failed(described(exc), config=config)
     conn.send(result.to_dict())
     conn.close()
+    del loader
 
 
 def _reason(exitcode: int | None, limit_s: float, timed_out: bool) -> str:

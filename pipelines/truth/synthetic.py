@@ -157,15 +157,28 @@ def _known_cost_loader(dataset: torch.utils.data.Dataset, workers: int, batch_si
     )
 
 
+class _EndsTheProcess(SleepProducer):
+    """A SleepProducer that ends its process (exit status 1) when let go, as Ray ends a process
+    whose thread calls it after its session ended."""
+
+    def __del__(self) -> None:
+        import os
+
+        os._exit(1)
+
+
 def misbehaving(how: str) -> Any:
     """A loader factory that fails as `how` says, to show what isolation catches.
 
-    "sigkill" (what the out-of-memory killer sends), "segfault", "hang" (never returns), or
-    "raise" (a Python exception while building the loader).
+    "sigkill" (what the out-of-memory killer sends), "segfault", "hang" (never returns),
+    "raise" (a Python exception while building the loader), or "exit-when-let-go" (a loader
+    that measures well and ends its process, exit status 1, when it is let go).
     """
     import os
     import signal
 
+    if how == "exit-when-let-go":
+        return _EndsTheProcess(0.001, batch_size=2)
     if how == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     if how == "segfault":
@@ -175,4 +188,4 @@ def misbehaving(how: str) -> Any:
             time.sleep(60)
     if how == "raise":
         raise RuntimeError("the loader could not be built")
-    raise ConfigError(f"misbehaving: unknown way {how!r}; choose sigkill, segfault, hang or raise")
+    raise ConfigError(f"misbehaving: unknown way {how!r}; choose sigkill, segfault, hang, raise or exit-when-let-go")

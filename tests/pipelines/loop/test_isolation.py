@@ -50,6 +50,15 @@ def test_a_crash_becomes_a_failed_result(how, reason):
     assert result.config["isolated"] is True
 
 
+def test_the_figure_is_sent_before_the_loader_is_let_go():
+    """What ends with a loader (a Ray instance, whose late callers end the process) cannot lose
+    the measured figure: the run reports first."""
+    result = run_isolated(RunSpec(functools.partial(misbehaving, "exit-when-let-go"),
+                                  MeasureConfig(workload="emulated:1ms", device="cpu", steps=4, warmup=1)))
+    assert result.ok, result.error
+    assert result.steps == 4 and result.samples == 8
+
+
 def test_a_hung_run_is_killed_with_its_tree_at_the_limit():
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     started = time.perf_counter()
