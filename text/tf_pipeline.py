@@ -21,7 +21,7 @@ from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.frameworks import import_tensorflow, private_threads
-from feedbench.pipelines.core.seeds import stream_seed
+from feedbench.pipelines.core.seeds import epoch_seed, stream_seed
 from feedbench.pipelines.core.stats import LoaderStats, attach
 from feedbench.text import _records, tokenizers
 from feedbench.text._common import SAMPLE_STAGES, Prepared, prepare, prepare_source
@@ -268,18 +268,36 @@ def _pipeline(source: str | os.PathLike[str] | Any, cfg: TextConfig, through: st
     return attach(made, lambda: with_threads)
 
 
-def batches(source: str | os.PathLike[str] | Any, cfg: TextConfig, through: str | None, *,
-            remote: bool = False) -> tuple[tf.data.Dataset, Callable[[], LoaderStats]]:
-    """The pipeline's batches before its prefetch, and its stats. `remote`: as tf.data service
-    workers make them, other processes that cannot call this one's Python (the config holds
-    the native "regex" tokenizer: ServiceTextConfig), each document encoded in turn (a worker is
-    one sequential map, as a DataLoader worker is one process)."""
+def batches(source: str | os.PathLike[str] | Any, cfg: TextConfig,
+            through: str | None) -> tuple[tf.data.Dataset, Callable[[], LoaderStats]]:
+    """The pipeline's batches before its prefetch, and its stats."""
     prepared = _prepare(source, cfg)
     encoder = (_native_encoder if cfg.tokenizer == "regex" else _python_encoder)(prepared.vocab, cfg, through)
-    mapping = dataclasses.replace(cfg, workers=0) if remote else cfg
-    made = _batched(_encoded(_documents(prepared, cfg, remote=remote), encoder, mapping, through), prepared, cfg)
+    made = _batched(_encoded(_documents(prepared, cfg), encoder, cfg, through), prepared, cfg)
     stats = prepared.stats(cfg)
     return made, lambda: stats
+
+
+def remote_batches(source: str | os.PathLike[str] | Any, cfg: TextConfig,
+                   through: str | None) -> tuple[Callable[[int], tf.data.Dataset], Callable[[], LoaderStats]]:
+    """The batches of :func:`batches` as tf.data service workers make them: (a function of the
+    epoch, 0 first, giving that epoch's graph; the stats). The corpus is read, checked and its
+    vocabulary made here, once. The workers are other processes that cannot call this one's
+    Python (the config holds the native "regex" tokenizer: ServiceTextConfig); each encodes
+    its documents in turn (a worker is one sequential map, as a DataLoader worker is one
+    process). A job restarts the graph's seeded streams: each epoch's graph is seeded by
+    ``epoch_seed(cfg.seed, epoch)``, so that epochs differ as tf.data's do."""
+    prepared = _prepare(source, cfg)
+    encoder = _native_encoder(prepared.vocab, cfg, through)
+
+    def epoch_batches(epoch: int) -> tf.data.Dataset:
+        epoch_cfg = dataclasses.replace(cfg, seed=epoch_seed(cfg.seed, epoch))
+        documents = _documents(prepared, epoch_cfg, remote=True)
+        return _batched(_encoded(documents, encoder, dataclasses.replace(epoch_cfg, workers=0), through), prepared,
+                        epoch_cfg)
+
+    stats = prepared.stats(cfg)
+    return epoch_batches, lambda: stats
 
 
 def tf_dataset(

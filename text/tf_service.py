@@ -12,20 +12,20 @@ from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.tf_service import ServiceLoader
 from feedbench.text._common import SAMPLE_STAGES
 from feedbench.text._config import ServiceTextConfig
-from feedbench.text.tf_pipeline import batches
+from feedbench.text.tf_pipeline import remote_batches
 from feedbench.text.vocab import Vocab
 
 
 def build_service_dataset(source: str | os.PathLike[str] | Any, cfg: ServiceTextConfig) -> ServiceLoader:
     """The tf.data service loader for `source` under `cfg` (see :func:`service_dataset`)."""
-    return ServiceLoader(*batches(source, cfg, None, remote=True), cfg)
+    return ServiceLoader(*remote_batches(source, cfg, None), cfg)
 
 
 def build_service_prefix(source: str | os.PathLike[str] | Any, cfg: ServiceTextConfig, through: str) -> ServiceLoader:
     """The service's pipeline stopped after the document stage `through`, as
     :func:`~feedbench.text.tf_pipeline.build_tf_prefix` stops tf.data's."""
     checks.choice("through", through, SAMPLE_STAGES)
-    return ServiceLoader(*batches(source, cfg, through, remote=True), cfg)
+    return ServiceLoader(*remote_batches(source, cfg, through), cfg)
 
 
 def service_dataset(

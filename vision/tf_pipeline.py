@@ -24,7 +24,7 @@ from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
 from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds, private_threads
-from feedbench.pipelines.core.seeds import stream_seed
+from feedbench.pipelines.core.seeds import epoch_seed, stream_seed
 from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead
 from feedbench.vision._common import (
     HEAD_BYTES,
@@ -108,20 +108,21 @@ def _checked_samples(source: Source, cfg: ImageConfig) -> tuple[list[tuple[str, 
     return good, len(bad)
 
 
-def _files(source: Source, cfg: ImageConfig, *, remote: bool = False) -> tuple[tf.data.Dataset, int]:
+def _files(source: Source, cfg: ImageConfig) -> tuple[tf.data.Dataset, int]:
     """(path, label, name) elements of an ImageFolder's shard, in torchvision's order (the
     name is the path); and the skip count. The shard is taken from the file list, before
     the dataset is made: ``Dataset.shard`` on the whole list gives the same elements, but
-    would check every file of the folder. `remote` with `shuffle`: the list permuted here
-    (seeded; see batches)."""
+    would check every file of the folder."""
     samples, skipped = _checked_samples(source, cfg)
-    if remote and cfg.shuffle:
-        order = np.random.default_rng(stream_seed(cfg.seed, "service order")).permutation(len(samples))
-        samples = [samples[i] for i in order]
+    return _listed(samples), skipped
+
+
+def _listed(samples: list[tuple[str, int]]) -> tf.data.Dataset:
+    """(path, label, name) elements of (path, label) pairs, in their order (the name is the path)."""
     # As bytes: a file name need not be UTF-8 (os.fsencode gives its bytes back).
     paths = tf.constant([os.fsencode(path) for path, _ in samples], tf.string)
     labels = tf.constant([label for _, label in samples], tf.int64)
-    return tf.data.Dataset.from_tensor_slices((paths, labels)).map(lambda path, label: (path, label, path)), skipped
+    return tf.data.Dataset.from_tensor_slices((paths, labels)).map(lambda path, label: (path, label, path))
 
 
 class _RowReader:
@@ -417,23 +418,15 @@ class _Failures:
 
 
 def _transform(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool,
-               through: str | None = None, remote: bool = False) -> tuple[tf.data.Dataset, _Failures]:
+               through: str | None = None) -> tuple[tf.data.Dataset, _Failures]:
     """Read (files), decode and transform on `workers` threads, and batch: (images, labels)
     batches; and what did not decode (see _Failures).
 
     `elements` are (file path or encoded image, label, name). With `through` (a stage of
     _common.SAMPLE_STAGES), each sample stops after that stage as one float32 number (its
     size in bytes, or its first pixel): the prefix pipeline of build_tf_prefix.
-
-    `remote`: the batches are made by tf.data service workers, other processes, which cannot
-    note names in this process's table nor call back into its Python: each sample is mapped
-    in turn (a worker is one sequential map, as a DataLoader worker is one process), and an
-    image that fails to decode there fails the iteration with the worker's error.
     """
     failures = _Failures(cfg, read_files)
-    if remote:
-        return _transform_remote(elements, cfg, read_files=read_files, through=through), failures
-
     # Plain graph code (Python branches only on the config): no AutoGraph conversion needed.
     @tf.autograph.experimental.do_not_convert
     def noted(position: tf.Tensor, element: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
@@ -507,7 +500,10 @@ def _sample(cfg: ImageConfig, *, read_files: bool, through: str | None) -> Calla
 
 def _transform_remote(elements: tf.data.Dataset, cfg: ImageConfig, *, read_files: bool,
                       through: str | None) -> tf.data.Dataset:
-    """_transform's batches as a tf.data service worker makes them (see _transform)."""
+    """_transform's batches as tf.data service workers make them: other processes, which cannot
+    note names in this process's table nor call back into its Python. Each sample is mapped in
+    turn (a worker is one sequential map, as a DataLoader worker is one process), and an image
+    that fails to decode there fails the iteration with the worker's error."""
     sample = _sample(cfg, read_files=read_files, through=through)
     elements = _with_crop_seeds(elements.map(lambda x, label, name: (x, label)), cfg)
 
@@ -551,31 +547,20 @@ def _pipeline(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig, t
     return attach(dataset, lambda: dataclasses.replace(stats(), threads=threads))
 
 
-def batches(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig, through: str | None, *,
-            remote: bool = False) -> tuple[tf.data.Dataset, Callable[[], LoaderStats]]:
+def batches(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig,
+            through: str | None) -> tuple[tf.data.Dataset, Callable[[], LoaderStats]]:
     """The pipeline's (images, labels) batches before its prefetch; and its stats so far
-    (skips, classes, batches ahead). `remote`: as tf.data service workers make them, which
-    read files by path (a Parquet source is read in this process, by a Python generator:
-    ConfigError) and map each sample in turn (see _transform)."""
+    (skips, classes, batches ahead)."""
     classes = None
     if hasattr(source, "as_dataset"):  # a TFDS DatasetBuilder
         kind, elements, skipped = "tfds", _examples(source, cfg), 0
     else:
         resolved = resolve_source(source)
         kind, classes = resolved.kind, resolved.classes
-        if remote and kind != "folder":
-            raise ConfigError(f"{resolved.root}: tf.data service workers cannot read Parquet shards (tf.data reads "
-                              "them with a Python generator, which runs only in the client); give an ImageFolder "
-                              "or a TFDS dataset")
-        elements, skipped = _files(resolved, cfg, remote=remote) if kind == "folder" else _rows(resolved, cfg)
-    # Paths are shuffled whole (they are small: the shard's); encoded images through a buffer of
-    # batches. On service workers a whole-shard buffer is filled one file at a time from the
-    # dispatcher (a split each, under "distributed_epoch") before the first batch of every epoch:
-    # there the list is permuted in this process and shuffled again through a buffer of batches.
-    whole = kind == "folder" and not remote
-    buffer = len(shard_positions(resolved, cfg)) if whole else SHUFFLE_BATCHES * cfg.batch_size
-    images, failures = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder", through=through,
-                                  remote=remote)
+        elements, skipped = _files(resolved, cfg) if kind == "folder" else _rows(resolved, cfg)
+    # Paths are shuffled whole (they are small: the shard's); encoded images through a buffer of batches.
+    buffer = len(shard_positions(resolved, cfg)) if kind == "folder" else SHUFFLE_BATCHES * cfg.batch_size
+    images, failures = _transform(_shuffle(elements, cfg, buffer), cfg, read_files=kind == "folder", through=through)
     checked = skipped if callable(skipped) else (lambda: skipped)
     ahead = batches_ahead(cfg.workers, cfg.prefetch)
 
@@ -584,6 +569,51 @@ def batches(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig, thr
                            batches_ahead=ahead)
 
     return images, stats
+
+
+def remote_batches(source: str | os.PathLike[str] | Source | Any, cfg: ImageConfig,
+                   through: str | None) -> tuple[Callable[[int], tf.data.Dataset], Callable[[], LoaderStats]]:
+    """The batches of :func:`batches` as tf.data service workers make them: (a function of the
+    epoch, 0 first, giving that epoch's graph; the stats). The files are listed and checked
+    here, once. The workers are other processes: they read files by path (a Parquet source is
+    read in this process, by a Python generator: ConfigError) and map each sample in turn
+    (_transform_remote).
+
+    A job restarts the graph's seeded streams: each epoch's graph is seeded by
+    ``epoch_seed(cfg.seed, epoch)``, so that epochs differ as tf.data's do. A shuffle buffer of
+    the whole shard on a worker would be filled one file at a time from the dispatcher (a split
+    each, under "distributed_epoch") before each epoch's first batch: the list is permuted in
+    this process instead, and shuffled again on the workers through a buffer of batches."""
+    classes = None
+    if hasattr(source, "as_dataset"):  # a TFDS DatasetBuilder
+
+        def elements(epoch_cfg: ImageConfig) -> tf.data.Dataset:
+            return _examples(source, epoch_cfg)
+
+        kind, skipped = "tfds", 0
+    else:
+        resolved = resolve_source(source)
+        kind, classes = resolved.kind, resolved.classes
+        if kind != "folder":
+            raise ConfigError(f"{resolved.root}: tf.data service workers cannot read Parquet shards (tf.data reads "
+                              "them with a Python generator, which runs only in the client); give an ImageFolder "
+                              "or a TFDS dataset")
+        samples, skipped = _checked_samples(resolved, cfg)
+
+        def elements(epoch_cfg: ImageConfig) -> tf.data.Dataset:
+            if not epoch_cfg.shuffle:
+                return _listed(samples)
+            order = np.random.default_rng(stream_seed(epoch_cfg.seed, "service order")).permutation(len(samples))
+            return _listed([samples[i] for i in order])
+
+    def epoch_batches(epoch: int) -> tf.data.Dataset:
+        epoch_cfg = dataclasses.replace(cfg, seed=epoch_seed(cfg.seed, epoch))
+        shuffled = _shuffle(elements(epoch_cfg), epoch_cfg, SHUFFLE_BATCHES * cfg.batch_size)
+        return _transform_remote(shuffled, epoch_cfg, read_files=kind == "folder", through=through)
+
+    stats = LoaderStats(skipped=skipped, num_classes=len(classes) if classes else None,
+                        batches_ahead=batches_ahead(cfg.workers, cfg.prefetch))
+    return epoch_batches, lambda: stats
 
 
 def tf_dataset(

@@ -16,12 +16,12 @@ from typing import Any
 from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.tf_service import ServiceLoader
 from feedbench.vision._common import SAMPLE_STAGES, ServiceImageConfig, Source
-from feedbench.vision.tf_pipeline import batches
+from feedbench.vision.tf_pipeline import remote_batches
 
 
 def build_service_dataset(source: str | os.PathLike[str] | Source | Any, cfg: ServiceImageConfig) -> ServiceLoader:
     """The tf.data service loader for `source` under `cfg` (see :func:`service_dataset`)."""
-    return ServiceLoader(*batches(source, cfg, None, remote=True), cfg)
+    return ServiceLoader(*remote_batches(source, cfg, None), cfg)
 
 
 def build_service_prefix(source: str | os.PathLike[str] | Source | Any, cfg: ServiceImageConfig,
@@ -29,7 +29,7 @@ def build_service_prefix(source: str | os.PathLike[str] | Source | Any, cfg: Ser
     """The service's pipeline stopped after the sample stage `through`, as
     :func:`~feedbench.vision.tf_pipeline.build_tf_prefix` stops tf.data's."""
     checks.choice("through", through, SAMPLE_STAGES)
-    return ServiceLoader(*batches(source, cfg, through, remote=True), cfg)
+    return ServiceLoader(*remote_batches(source, cfg, through), cfg)
 
 
 def service_dataset(
@@ -78,8 +78,11 @@ def service_dataset(
       counted or raised as tf_dataset does; an image that passes them and still fails to
       decode on a worker ends the iteration with the worker's error (a worker cannot report a
       skip back), even under ``on_error="skip"``.
-    - The workers' seeded streams restart with every job, so the epochs of one loader repeat
-      the first epoch's shuffle, crops and flips.
+    - Each epoch is a job of its own, whose graph restarts its seeded streams: the epochs are
+      seeded in turn from `seed` (``epoch_seed``), so that each has its own order, crops and
+      flips, the same for the same seed, though not tf_dataset's draws. With `shuffle`, the
+      file list is permuted in this process and shuffled again on the workers through a buffer
+      of 8 batches (tf_dataset shuffles the whole list in one buffer).
 
     Raises:
         ConfigError: A keyword out of range; a Parquet source; a dispatcher that cannot be

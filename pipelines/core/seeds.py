@@ -13,3 +13,11 @@ def stream_seed(seed: int, stream: str) -> int:
     """
     digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch `epoch` (0 first) of a pipeline whose graph is made anew every epoch (a
+    tf.data service job), where tf.data's own streams would restart each time: `seed` itself for
+    the first epoch, and a seed of its own for each later one, so that each epoch draws its own
+    order, crops and flips, the same for the same seed."""
+    return seed if epoch == 0 else stream_seed(seed, f"epoch {epoch}")

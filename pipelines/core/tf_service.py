@@ -195,19 +195,22 @@ def _one_worker_each(tf: Any, batches: Any) -> Any:
 
 
 class ServiceLoader:
-    """Batches of a tf.data pipeline made on tf.data service workers: each ``iter()`` is a new
-    job of ``distribute(processing_mode, service)`` over `batches`, prefetched in this process.
+    """Batches of a tf.data pipeline made on tf.data service workers: each ``iter()`` is the next
+    epoch, a new job of ``distribute(processing_mode, service)`` over ``batches(epoch)`` (0
+    first), prefetched in this process.
 
-    `batches` is the pipeline's graph up to its batches, as the workers run it (no Python in
-    it: they are other processes). With ``cfg.service`` empty a :class:`LocalService` of
+    `batches` gives an epoch's graph up to its batches, as the workers run it (no Python in it:
+    they are other processes), seeded for that epoch (a job starts its graph's random streams
+    anew, where one tf.data pipeline's go on from epoch to epoch). With ``cfg.service`` empty a :class:`LocalService` of
     ``service_workers(cfg.workers)`` workers is started on the first ``iter()`` (so that its
     start counts in the time to the first batch, as a DataLoader's workers' does) and ended by
     :meth:`close`; with an address, that dispatcher is checked to answer and used as it is.
     """
 
-    def __init__(self, batches: Any, stats: Callable[[], LoaderStats], cfg: Any) -> None:
+    def __init__(self, batches: Callable[[int], Any], stats: Callable[[], LoaderStats], cfg: Any) -> None:
         self.batches, self._stats, self.config = batches, stats, cfg
         self.service: LocalService | None = None
+        self.epoch = 0  # of the next iter()
 
     @property
     def address(self) -> str:
@@ -227,7 +230,7 @@ class ServiceLoader:
             raise LoaderError(f"the local tf.data service at {self.service.address} lost a worker: {problem}")
         return self.service.address
 
-    def _dataset(self) -> Any:
+    def _dataset(self, epoch: int) -> Any:
         from feedbench.pipelines.core.frameworks import import_tensorflow, private_threads
 
         tf = import_tensorflow()
@@ -237,7 +240,7 @@ class ServiceLoader:
         # batch (1.03 s an epoch of 8 small batches here, 0.22 s at 100 ms).
         from tensorflow.python.data.experimental.ops import data_service_ops
 
-        dataset = _one_worker_each(tf, self.batches).apply(data_service_ops._distribute(
+        dataset = _one_worker_each(tf, self.batches(epoch)).apply(data_service_ops._distribute(
             processing_mode=self.config.processing_mode, service=address,
             task_refresh_interval_hint_ms=TASK_REFRESH_MS,
             compression="AUTO" if self.config.service else None))
@@ -247,7 +250,8 @@ class ServiceLoader:
         return private_threads(dataset, 0, prefetch)[0]
 
     def __iter__(self) -> Iterator[Any]:
-        dataset = self._dataset()
+        dataset = self._dataset(self.epoch)
+        self.epoch += 1
         return self._named(iter(dataset))
 
     def _named(self, batches: Iterator[Any]) -> Iterator[Any]:

@@ -73,6 +73,29 @@ def test_the_eval_batches_are_tf_datas_and_the_local_service_ends(small_folder):
     assert not _workers_of(os.getpid())
 
 
+def test_each_epoch_draws_its_own_order_and_crops_the_same_for_the_same_seed(small_folder, text_corpus):
+    """Each epoch is a new job, whose graph starts its seeded streams anew: epochs are seeded in
+    turn, so a loader's second epoch is not its first again (order, crops and flips), while a
+    loader of the same seed repeats both; every image still comes once an epoch."""
+    train = dict(train=True, shuffle=True, batch_size=5, image_size=24, workers=1, seed=3, drop_last=False)
+    one, again = service_dataset(small_folder.root, **train), service_dataset(small_folder.root, **train)
+    first, second = _arrays(one), _arrays(one)
+    _same(_arrays(again), first)
+    _same(_arrays(again), second)
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, second))
+    every = sorted(np.concatenate([labels for _, labels in _arrays(tf_dataset(small_folder.root, **EVAL))]).tolist())
+    for epoch in (first, second):
+        assert sorted(np.concatenate([labels for _, labels in epoch]).tolist()) == every
+    text = dict(TEXT, shuffle=True, seed=3, workers=1)
+    words, more = text_service_dataset(text_corpus.root, **text), text_service_dataset(text_corpus.root, **text)
+    first, second = _arrays(words), _arrays(words)
+    _same(_arrays(more), first)
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, second))
+    for loader in (one, again, words, more):
+        loader.close()
+    assert not _workers_of(os.getpid())
+
+
 def test_distributed_epoch_makes_each_image_once_parallel_epochs_once_per_worker(small_folder):
     """Two workers: under "distributed_epoch" each image comes once an epoch (in no fixed order);
     under "parallel_epochs" every worker makes the whole epoch."""
