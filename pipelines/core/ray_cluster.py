@@ -6,8 +6,8 @@ loader's first pass and ended with the last loader that uses it.
   process and the tasks' worker processes the raylet's, so they inherit the CPUs a measured run
   is pinned to; Ray keeps those worker processes for later tasks (and epochs) until the session
   ends. It ends with ``ray.shutdown()``, which waits for every process it started, when its last
-  loader is closed or collected, or at exit, once Ray Data's threads in this process have ended
-  (:func:`settle`).
+  loader is closed or collected, or at exit (before Ray's own exit hook: :func:`before_ray_exits`),
+  once Ray Data's threads in this process have ended (:func:`settle`).
 - an address (``host:port`` of a cluster's GCS, from a machine that is one of its nodes, or
   ``ray://host:port``, Ray Client, from anywhere): checked with a TCP connection first (an
   unreachable address is one ConfigError naming it within seconds; Ray itself retries for a
@@ -66,6 +66,8 @@ START_TIMEOUT_S = 120.0  # a local instance starts in 2-4 s on 2 cores; a join a
 OBJECT_STORE_BYTES = 1 << 30
 MIN_OBJECT_STORE_BYTES = 128 << 20
 SETTLE_TIMEOUT_S = 10.0  # Ray Data's threads, after their passes were closed, end in well under a second
+PASS_THREAD = "feedbench-ray-pass"  # the ray loader's thread of a pass (ray_loader._Pass)
+USAGE_POLLER = "data-usage-metrics-poller"  # Ray Data's, started where usage stats are on (joining a cluster)
 
 
 @contextlib.contextmanager
@@ -114,7 +116,10 @@ class _Session:
     stop: threading.Event = field(default_factory=threading.Event)
 
 
-_LOCK = threading.Lock()
+# Held while the session is opened, joined, left, or ended (until Ray has shut down, so that a
+# loader joining meanwhile does not take the ending session for one of the caller's own).
+# Reentrant: a loader collected while it is held leaves from the same thread.
+_LOCK = threading.RLock()
 _SESSION: _Session | None = None
 
 
@@ -149,6 +154,9 @@ def leave(address: str) -> None:
     """One user of the session less; the last one ends it (a local instance stops, with every
     process it started; a cluster is disconnected from and keeps running)."""
     global _SESSION
+    if threading.current_thread() in ray_data_threads():  # collected there: it cannot wait for itself
+        threading.Thread(target=leave, args=(address,), name="feedbench-ray-leave").start()
+        return
     with _LOCK:
         session = _SESSION
         if session is None or session.address != address:
@@ -157,8 +165,8 @@ def leave(address: str) -> None:
         if session.users > 0:
             return
         _SESSION = None
-    if session.owned:
-        _close(session)
+        if session.owned:
+            _close(session)
 
 
 def _open(session: _Session) -> None:
@@ -195,6 +203,15 @@ def _open(session: _Session) -> None:
                               "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN)") from failed
         raise DatasetError(f"{where(session.address)} could not be used: {described(failed)}") from failed
     quiet()  # Ray Data configures its loggers when first imported
+    before_ray_exits(_close_at_exit)
+
+
+def before_ray_exits(hook: Callable[[], None]) -> None:
+    """Runs `hook` at exit before Ray's own exit hook, which shuts Ray down without waiting for
+    Ray Data's threads (:func:`settle`): Ray registers it when first imported, and exit hooks
+    run the last registered first, so `hook` is registered (again) now, Ray being imported."""
+    atexit.unregister(hook)
+    atexit.register(hook)
 
 
 def _no_auto_init() -> None:
@@ -240,31 +257,41 @@ def object_store_bytes() -> int:
 
 
 def ray_data_threads() -> list[threading.Thread]:
-    """This process's threads that Ray Data started (its streaming executor, an iterator's
-    block prefetcher and batch-making threads): a thread of Ray Data's modules, or running a
-    function of them."""
+    """This process's threads of Ray Data's passes (its streaming executor, an iterator's block
+    prefetcher and batch-making threads, the metadata fetcher) and of the ray loader's
+    (PASS_THREAD): a thread of Ray Data's modules or running a function of them, but for its
+    usage poller, which lives as long as the process and makes no Ray call once Ray is down."""
     found = []
     for thread in threading.enumerate():
         target = getattr(thread, "_target", None)  # a Thread's function, until run() ends
         module = getattr(target, "__module__", None) or type(thread).__module__
-        if module.startswith("ray.data"):
+        if (module.startswith("ray.data") and thread.name != USAGE_POLLER) or thread.name == PASS_THREAD:
             found.append(thread)
     return found
 
 
 def settle(timeout_s: float = SETTLE_TIMEOUT_S) -> None:
-    """Waits, up to `timeout_s` in all, for Ray Data's threads to end, so that none calls Ray
-    after ``ray.shutdown()``: Ray ends the whole process then (exit status 1, "The core worker
-    has already been shutdown ... The process will exit"). A pass's threads end within 0.1 s of
-    its iterator being closed, or when the block they are fetching arrives; the block
-    prefetcher of a pass left before its end waits for work until it is stopped (Ray Data
-    stops it only at the pass's end), so it is stopped here."""
+    """Waits, up to `timeout_s` in all, for the threads of :func:`ray_data_threads` to end (but
+    the calling one), so that none calls Ray after ``ray.shutdown()``: Ray ends the whole
+    process then (exit status 1, "The core worker has already been shutdown ... The process will
+    exit"). A pass's threads end within 0.1 s of its iterator being closed, or when the block
+    they are fetching arrives. The block prefetcher of a pass left before its end waits for
+    work until it is stopped (Ray Data stops it only at a pass's end, and the thread holds it,
+    so it is never collected): the background workers that have a ``stop()`` are stopped first."""
     deadline = time.monotonic() + timeout_s
-    for thread in ray_data_threads():
+    waiting = [thread for thread in ray_data_threads() if thread is not threading.current_thread()]
+    for thread in waiting:
         stop = getattr(getattr(getattr(thread, "_target", None), "__self__", None), "stop", None)
         if callable(stop):
-            stop()
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - a worker that cannot be stopped is waited for, as the others
+                log.debug("stopping %s", thread.name, exc_info=True)
+    for thread in waiting:
         thread.join(max(0.0, deadline - time.monotonic()))
+    left = [thread.name for thread in waiting if thread.is_alive()]
+    if left:
+        log.debug("Ray Data threads still running after %g s: %s", timeout_s, ", ".join(left))
 
 
 def _close(session: _Session) -> None:
@@ -284,8 +311,8 @@ def _close_at_exit() -> None:
     global _SESSION
     with _LOCK:
         session, _SESSION = _SESSION, None
-    if session is not None and session.owned:
-        _close(session)
+        if session is not None and session.owned:
+            _close(session)
 
 
 def quiet() -> None:

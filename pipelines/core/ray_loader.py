@@ -168,7 +168,7 @@ class _Pass:
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._answers: queue.SimpleQueue = queue.SimpleQueue()
         self.stuck = False
-        self._thread = threading.Thread(target=self._serve, name="feedbench-ray-pass", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=ray_cluster.PASS_THREAD, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
@@ -196,7 +196,8 @@ class _Pass:
         try:
             return ray_cluster.watch(address, lambda timeout_s: self._answers.get(timeout=timeout_s))
         except FeedbenchError:
-            self.stuck = True  # waiting on a cluster that is gone: its thread may never come back
+            self.stuck = True  # waiting on a cluster that is gone: its thread may never come back,
+            self._thread.name = f"{ray_cluster.PASS_THREAD} (stuck)"  # and the session's end does not wait for it
             raise
 
     def close(self, timeout_s: float = 30.0) -> None:
@@ -263,6 +264,7 @@ class RayLoader:
     def _open(self) -> None:
         if not self._joined:
             ray_cluster.join(self.address, self.num_workers)
+            ray_cluster.before_ray_exits(_close_all)  # passes end before the session (and Ray) at exit
             self._joined = True
             self._leave = weakref.finalize(self, ray_cluster.leave, self.address)
             _OPEN.add(self)

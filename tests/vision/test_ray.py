@@ -256,6 +256,7 @@ def test_the_instance_is_shared_and_ends_with_its_last_user(local_ray, small_fol
         pass
     running = _own_ray()
     assert {"gcs_server", "raylet"} <= {p.name() for p in running}
+    assert "Prefetcher" in {thread.name for thread in ray_cluster.ray_data_threads()}  # what is waited for
     left_midway.close()
     local_ray.release()
     # Ray ends a process whose thread calls it after ray.shutdown(): none of Ray Data's may be left
@@ -278,6 +279,34 @@ def test_an_isolated_run_measures_and_leaves_no_ray_process(authenticated, small
     assert result.config["threads"] == {"Ray tasks making batches": 1, "intra-op per Ray task": 1}
     new = [p for p in _ray_processes(psutil.process_iter()) if p.pid not in before]
     assert not _left(new), "an isolated run left Ray processes behind"
+
+
+# A user's script that leaves a pass open and its loader unclosed: it must still exit 0.
+_LEFT_OPEN = """
+import sys
+from feedbench.vision.ray_pipeline import ray_loader
+if __name__ == "__main__":
+    loader = ray_loader(sys.argv[1], workers=2, train=False, batch_size=5, image_size=24)
+    batches = iter(loader)
+    next(batches)
+    images, labels = next(batches)
+    print("measured", tuple(images.shape))
+"""
+
+
+def test_a_script_that_leaves_its_loader_open_exits_0_and_leaves_no_ray_process(authenticated, small_folder,
+                                                                               tmp_path):
+    """At exit the pass ends, then the session, then Ray's own exit hook runs (Ray ends a process
+    whose thread calls it after it shut down: exit status 1)."""
+    script = tmp_path / "left_open.py"
+    script.write_text(_LEFT_OPEN)
+    before = {p.pid for p in _ray_processes(psutil.process_iter())}
+    done = subprocess.run([sys.executable, str(script), str(small_folder.root)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "measured (5, 3, 24, 24)"
+    new = [p for p in _ray_processes(psutil.process_iter()) if p.pid not in before]
+    assert not _left(new), "the script left Ray processes behind"
 
 
 def _free_port():

@@ -7,6 +7,7 @@ import logging
 import queue
 import socket
 import sys
+import threading
 import time
 
 import pytest
@@ -136,3 +137,55 @@ def test_a_batch_crosses_as_columns_and_comes_back_the_same():
     assert torch.equal(images, batch[0]) and images.dtype == torch.float32
     assert np.array_equal(labels, batch[1]) and problems == batch[2]
     images += 1  # writable, as a DataLoader's batch is
+
+
+class _Worker:
+    """A background worker as Ray Data's block prefetcher is one: its thread runs a method of it
+    (of a module of Ray Data's, here by name) and waits for work until ``stop()``."""
+
+    def __init__(self, name, module="ray.data._internal.block_batching.util"):
+        self.stopped = threading.Event()
+        self.run.__func__.__module__ = module
+        self.thread = threading.Thread(target=self.run, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        self.stopped.wait()
+
+    def stop(self):
+        self.stopped.set()
+
+
+def test_settle_stops_and_waits_for_ray_datas_threads_but_not_its_usage_poller():
+    """Ray ends a process whose thread calls it after ray.shutdown(): the session's end first
+    stops (a prefetcher of a pass left mid-way waits for work for ever) and waits for Ray
+    Data's threads; not for the usage poller, which never ends and calls Ray no more."""
+    prefetcher, poller = _Worker("Prefetcher"), _Worker(ray_cluster.USAGE_POLLER)
+    try:
+        found = ray_cluster.ray_data_threads()
+        assert prefetcher.thread in found and poller.thread not in found
+        started = time.monotonic()
+        ray_cluster.settle(timeout_s=5)
+        assert not prefetcher.thread.is_alive() and time.monotonic() - started < 2
+        assert poller.thread.is_alive()  # neither stopped nor waited for
+        assert prefetcher.thread not in ray_cluster.ray_data_threads()
+    finally:
+        prefetcher.stop()
+        poller.stop()
+
+
+def test_settle_called_from_one_of_ray_datas_threads_does_not_wait_for_itself():
+    errors = []
+
+    def from_inside():
+        try:
+            ray_cluster.settle(timeout_s=5)
+        except Exception as exc:  # noqa: BLE001 - recorded for the test's assertion
+            errors.append(exc)
+
+    from_inside.__module__ = "ray.data._internal.execution.streaming_executor"
+    inside = threading.Thread(target=from_inside, name="StreamingExecutor-test", daemon=True)
+    started = time.monotonic()
+    inside.start()
+    inside.join(10)
+    assert not inside.is_alive() and not errors and time.monotonic() - started < 2
