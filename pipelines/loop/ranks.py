@@ -65,11 +65,13 @@ class RanksRun:
 
 def _rank_child(payload: tuple[RunSpec, Any, float], conn: Any) -> None:
     """A rank: pin, build the loader, warm up, wait for the others, measure; send the result
-    and when its window opened (CLOCK_MONOTONIC, the same in every process)."""
+    and when its window opened (CLOCK_MONOTONIC, the same in every process), and only then let
+    the loader go (as isolation's runs do: what ends with it cannot lose the figure)."""
     os.setpgid(0, 0)
     spec, barrier, wait_s = payload
     config = spec.recorded()
     opened: list[float] = []
+    loader = None
 
     def together() -> None:
         try:
@@ -84,13 +86,15 @@ def _rank_child(payload: tuple[RunSpec, Any, float], conn: Any) -> None:
         ids = _pin(spec.measure.cpus)
         if ids is not None:
             config["cpu_ids"] = ids
-        result = measure_with(spec.loader(), spec.measure, config, before_window=together)
+        loader = spec.loader()
+        result = measure_with(loader, spec.measure, config, before_window=together)
     except Exception as exc:  # the parent gets a failed result, not a traceback
         log.debug("a rank failed", exc_info=True)
         barrier.abort()  # the others stop waiting for this one
         result = RunResult.failed(described(exc), config=config)
     conn.send((result.to_dict(), opened[0] if opened else None))
     conn.close()
+    del loader
 
 
 @dataclass
