@@ -69,6 +69,10 @@ def service_dataset(
       usable CPU), each encoding its documents in turn; `prefetch` is the client's buffer.
     - The documents are read, checked and counted in this process, as tf_dataset does, and
       sent to the workers inside the pipeline's graph (a corpus must fit the graph's 2 GB).
+    - Each epoch is a job of its own, whose graph restarts its seeded streams: the epochs are
+      seeded in turn from `seed` (``epoch_seed``), so that each has its own order, the same
+      for the same seed, though not tf_dataset's. With `shuffle`, the documents are permuted
+      in this process and shuffled again on the workers through a buffer of 8 batches.
 
     Raises:
         ConfigError: A keyword out of range, a tokenizer other than "regex", a dispatcher

@@ -585,10 +585,11 @@ def remote_batches(source: str | os.PathLike[str] | Source | Any, cfg: ImageConf
     each, under "distributed_epoch") before each epoch's first batch: the list is permuted in
     this process instead, and shuffled again on the workers through a buffer of batches."""
     classes = None
-    if hasattr(source, "as_dataset"):  # a TFDS DatasetBuilder
+    if hasattr(source, "as_dataset"):  # a TFDS DatasetBuilder: its examples are the same every epoch
+        examples = _examples(source, cfg)
 
         def elements(epoch_cfg: ImageConfig) -> tf.data.Dataset:
-            return _examples(source, epoch_cfg)
+            return examples
 
         kind, skipped = "tfds", 0
     else:
@@ -600,9 +601,11 @@ def remote_batches(source: str | os.PathLike[str] | Source | Any, cfg: ImageConf
                               "or a TFDS dataset")
         samples, skipped = _checked_samples(resolved, cfg)
 
+        listed = _listed(samples)
+
         def elements(epoch_cfg: ImageConfig) -> tf.data.Dataset:
             if not epoch_cfg.shuffle:
-                return _listed(samples)
+                return listed
             order = np.random.default_rng(stream_seed(epoch_cfg.seed, "service order")).permutation(len(samples))
             return _listed([samples[i] for i in order])
 

@@ -195,16 +195,21 @@ def _one_worker_each(tf: Any, batches: Any) -> Any:
 
 
 class ServiceLoader:
-    """Batches of a tf.data pipeline made on tf.data service workers: each ``iter()`` is the next
-    epoch, a new job of ``distribute(processing_mode, service)`` over ``batches(epoch)`` (0
-    first), prefetched in this process.
+    """Batches of a tf.data pipeline made on tf.data service workers: each ``iter()`` is the
+    next epoch, a new job of ``distribute(processing_mode, service)`` over ``batches(epoch)``
+    (0 first), prefetched in this process.
 
-    `batches` gives an epoch's graph up to its batches, as the workers run it (no Python in it:
-    they are other processes), seeded for that epoch (a job starts its graph's random streams
-    anew, where one tf.data pipeline's go on from epoch to epoch). With ``cfg.service`` empty a :class:`LocalService` of
-    ``service_workers(cfg.workers)`` workers is started on the first ``iter()`` (so that its
-    start counts in the time to the first batch, as a DataLoader's workers' does) and ended by
-    :meth:`close`; with an address, that dispatcher is checked to answer and used as it is.
+    `batches` gives an epoch's graph up to its batches, as the workers run it (no Python in
+    it: they are other processes), seeded for that epoch (a job starts its graph's random
+    streams anew, where one tf.data pipeline's go on from epoch to epoch).
+
+    With ``cfg.service`` empty a :class:`LocalService` of ``service_workers(cfg.workers)``
+    workers is started on the first ``iter()`` (so that its start counts in the time to the
+    first batch, as a DataLoader's workers' does) and ended by :meth:`close`; with an address,
+    that dispatcher is checked to answer and used as it is. Each job's graph holds the file
+    list (or corpus): this process grows by about its size an epoch, as it did when every
+    epoch distributed the same graph (measured: 96 MB held in a graph, 5 epochs, 100-200 MB
+    more RSS an epoch either way).
     """
 
     def __init__(self, batches: Callable[[int], Any], stats: Callable[[], LoaderStats], cfg: Any) -> None:
