@@ -21,7 +21,7 @@ from feedbench.pipelines.core import checks
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import DatasetError
 from feedbench.pipelines.core.frameworks import import_tensorflow, private_threads
-from feedbench.pipelines.core.seeds import epoch_seed, stream_seed
+from feedbench.pipelines.core.seeds import epoch_seed, service_order, stream_seed
 from feedbench.pipelines.core.stats import LoaderStats, attach
 from feedbench.text import _records, tokenizers
 from feedbench.text._common import SAMPLE_STAGES, Prepared, prepare, prepare_source
@@ -196,7 +196,7 @@ def _documents(prepared: Prepared, cfg: TextConfig, *, remote: bool = False) -> 
     its first batch of every epoch)."""
     texts, labels = list(prepared.corpus.texts), list(prepared.corpus.labels)
     if remote and cfg.shuffle:
-        order = np.random.default_rng(stream_seed(cfg.seed, "service order")).permutation(len(texts))
+        order = service_order(cfg.seed, len(texts))
         texts, labels = [texts[i] for i in order], [labels[i] for i in order]
     documents = tf.data.Dataset.from_tensor_slices((tf.constant(texts, tf.string), tf.constant(labels, tf.int64)))
     if not cfg.shuffle:

@@ -24,7 +24,7 @@ from feedbench.pipelines.core.batch_format import IMAGENET_MEAN, IMAGENET_STD
 from feedbench.pipelines.core.checks import AUTOTUNE
 from feedbench.pipelines.core.errors import ConfigError, DatasetError
 from feedbench.pipelines.core.frameworks import import_tensorflow, import_tfds, private_threads
-from feedbench.pipelines.core.seeds import epoch_seed, stream_seed
+from feedbench.pipelines.core.seeds import epoch_seed, service_order, stream_seed
 from feedbench.pipelines.core.stats import LoaderStats, attach, batches_ahead
 from feedbench.vision._common import (
     HEAD_BYTES,
@@ -600,14 +600,12 @@ def remote_batches(source: str | os.PathLike[str] | Source | Any, cfg: ImageConf
                               "them with a Python generator, which runs only in the client); give an ImageFolder "
                               "or a TFDS dataset")
         samples, skipped = _checked_samples(resolved, cfg)
-
         listed = _listed(samples)
 
         def elements(epoch_cfg: ImageConfig) -> tf.data.Dataset:
             if not epoch_cfg.shuffle:
                 return listed
-            order = np.random.default_rng(stream_seed(epoch_cfg.seed, "service order")).permutation(len(samples))
-            return _listed([samples[i] for i in order])
+            return _listed([samples[i] for i in service_order(epoch_cfg.seed, len(samples))])
 
     def epoch_batches(epoch: int) -> tf.data.Dataset:
         epoch_cfg = dataclasses.replace(cfg, seed=epoch_seed(cfg.seed, epoch))

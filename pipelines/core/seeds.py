@@ -21,3 +21,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
     the first epoch, and a seed of its own for each later one, so that each epoch draws its own
     order, crops and flips, the same for the same seed."""
     return seed if epoch == 0 else stream_seed(seed, f"epoch {epoch}")
+
+
+def service_order(seed: int, count: int) -> list[int]:
+    """The order in which a tf.data service pipeline's client deals its `count` samples for the
+    epoch seeded `seed` (a permutation; seeded, the same for the same seed): its shuffle is done
+    there rather than in a whole-shard buffer on each worker."""
+    import numpy as np
+
+    return np.random.default_rng(stream_seed(seed, "service order")).permutation(count).tolist()
