@@ -42,18 +42,36 @@ def _workers_of(pid):
             if "feedbench.pipelines.core.tf_service" in " ".join(p.cmdline())]
 
 
+def _serve(tmp):
+    """`python -m feedbench.pipelines.core.tf_service serve` of one worker, as `feedbench service`
+    runs one, in a session of its own, its temporary files (the workers' logs) under `tmp`."""
+    return subprocess.Popen([sys.executable, "-m", "feedbench.pipelines.core.tf_service", "serve", "--workers", "1"],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+
+
 @pytest.fixture(scope="module")
-def served():
-    """A service of its own process, as `feedbench service` runs one: (its address, the process)."""
-    process = subprocess.Popen([sys.executable, "-m", "feedbench.pipelines.core.tf_service", "serve", "--workers", "1"],
-                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+def served(tmp_path_factory):
+    """A service of its own process: (its address, the process). Stopped as a user stops it
+    (SIGTERM), it ends its workers and removes its logs."""
+    tmp = tmp_path_factory.mktemp("served")
+    process = _serve(tmp)
     try:
         line = process.stdout.readline()
         address = re.search(r"grpc://\S+", line).group(0)
+        workers = _workers_of(process.pid)
+        assert list(tmp.glob("feedbench-tf-service-*/worker-0.log")) and len(workers) == 1
         yield address, process
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+    assert process.returncode == 0 and not list(tmp.iterdir())
+    assert not any(worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE for worker in workers)
 
 
 def test_the_eval_batches_are_tf_datas_and_the_local_service_ends(small_folder):
@@ -143,11 +161,10 @@ def test_an_unreachable_service_is_an_error_naming_it(small_folder):
         assert time.monotonic() - started < 10
 
 
-def test_a_service_that_dies_mid_run_ends_the_run_naming_it(small_folder):
+def test_a_service_that_dies_mid_run_ends_the_run_naming_it(small_folder, tmp_path):
     """The dispatcher and its workers are killed after the first batches: the run ends within
     its timeout, with the address in its one-line error."""
-    process = subprocess.Popen([sys.executable, "-m", "feedbench.pipelines.core.tf_service", "serve", "--workers", "1"],
-                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+    process = _serve(tmp_path)  # killed: its logs are left in tmp_path
     try:
         address = re.search(r"grpc://\S+", process.stdout.readline()).group(0)
         loader = service_dataset(small_folder.root, service=address, prefetch=0, **EVAL)
