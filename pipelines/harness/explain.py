@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,10 @@ class _SharedRuns:
     while it shared its CPUs (up to `tries`), with `repeats` of each. One process for a group of
     runs, not one each: a process start (torch or TensorFlow imported) costs more than a short
     window, and explain takes no memory figure from its runs. Each loader is let go, its
-    workers with it, before the next run starts."""
+    workers with it, before the next run starts.
+
+    Each run is also written to `journal` (JSON lines) as it starts and as it ends, so that the
+    runs measured before the process crashed, hung or was killed are kept (:func:`_journaled`)."""
 
     runs: tuple[_Planned, ...]
     measure: MeasureConfig
@@ -176,6 +180,7 @@ class _SharedRuns:
     tries: int = 1
     then: _Predicted | None = None
     autotune: _AutotuneRead | None = None
+    journal: str | None = None
 
     def __call__(self) -> dict[str, Any]:
         """{"runs": [(role, RunResult dict), ...], "autotune": (choices, reason) or None}."""
@@ -211,6 +216,7 @@ class _SharedRuns:
                 recorded["pages_cached_before"] = pagecache.resident_fraction(self.paths)
             elif run.files == "read":
                 pagecache.read_in(self.paths)
+            self._write({"role": run.role, "started": True})
             try:
                 result = measure_with(run.factory(), self.measure, recorded)
             except Exception as exc:  # a failed run is a figure too: it says why
@@ -218,8 +224,38 @@ class _SharedRuns:
                 result = RunResult.failed(described(exc), config=recorded)
             gc.collect()
             done.append((run.role, result.to_dict()))
+            self._write({"role": run.role, "result": done[-1][1]})
             attempts += 1
             calm += not (result.ok and contended(result.contention))
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        if self.journal is not None:
+            with open(self.journal, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+
+def _journaled(journal: str, error: str) -> list[tuple[str, dict[str, Any]]]:
+    """The runs a shared process wrote to its journal before it failed with `error`, and the run
+    it was in, failed with `error` (a line it was writing when killed is not a run)."""
+    runs: list[tuple[str, dict[str, Any]]] = []
+    running = None
+    try:
+        lines = Path(journal).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "result" in entry:
+            runs.append((entry["role"], entry["result"]))
+            running = None
+        else:
+            running = entry["role"]
+    if running is not None:
+        runs.append((running, RunResult.failed(f"the runs' process failed during this run: {error}").to_dict()))
+    return runs
 
 
 @dataclass(frozen=True)
@@ -265,25 +301,34 @@ class _Runs:
         """Runs `planned` (then the predicted count, then the AUTOTUNE reading, where given) in
         one isolated process pinned to ``measure.cpus``; keeps, for each role, `repeats` runs
         (those that had their CPUs to themselves where there are enough). Returns the runs by
-        role and the AUTOTUNE reading (None where not asked for)."""
+        role and the AUTOTUNE reading (None where not asked for). When the process fails, the
+        runs it finished are kept, and the others fail with its reason."""
         self.on_run(self.framework, group)
         count = len(planned) + (then is not None) + (autotune is not None)
         limit = measure.limit_s * count * (repeats + self.tries - 1)
-        value, error = call_isolated(_SharedRuns(tuple(planned), measure, tuple(paths), repeats, self.tries, then,
-                                                 autotune), cpus=measure.cpus, limit_s=limit)
+        handle, journal = tempfile.mkstemp(prefix="feedbench-explain-", suffix=".jsonl")
+        os.close(handle)
+        try:
+            value, error = call_isolated(_SharedRuns(tuple(planned), measure, tuple(paths), repeats, self.tries, then,
+                                                     autotune, journal), cpus=measure.cpus, limit_s=limit)
+            done = value["runs"] if error is None else _journaled(journal, error)
+        finally:
+            Path(journal).unlink(missing_ok=True)
         by_role: dict[str, list[RunResult]] = {run.role: [] for run in planned}
-        for role, data in (value or {}).get("runs", ()):
+        for role, data in done:
             by_role.setdefault(role, [])
             result = RunResult.from_dict(data)
             self.on_result(self.framework, role, result)
             by_role[role].append(result)
         for role, results in by_role.items():
-            if not results:  # the process itself failed: every run of it says why
-                results.append(RunResult.failed(f"the runs' process failed: {error}"))
+            if not results:  # the process failed before this run: it says why
+                results.append(RunResult.failed(f"the runs' process failed before this run: {error}"))
                 self.on_result(self.framework, role, results[0])
             calm = [r for r in results if r.ok and not contended(r.contention)]
             self.by_role[role] = calm[:repeats] if len(calm) >= repeats else sorted(results, key=_calmness)[:repeats]
-        autotune_read = (value or {}).get("autotune") if error is None else ([], f"not read: {error}")
+        if autotune is None:
+            return self.by_role, None
+        autotune_read = value["autotune"] if error is None else ([], f"not read: {error}")
         return self.by_role, autotune_read
 
 
