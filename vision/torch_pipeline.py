@@ -246,7 +246,11 @@ class ImageLoader(BadImages, DeviceAwareLoader, torch.utils.data.DataLoader):
         self._problems: set[str] = set()
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.checked(super().__iter__())
+        try:
+            yield from self.checked(super().__iter__())
+        except DatasetError:  # a bad image, raised here in the main process
+            self.end_workers()
+            raise
 
 
 def image_dataset(source: str | os.PathLike[str] | Source, cfg: ImageConfig, through: str | None,

@@ -77,12 +77,27 @@ class DeviceAwareLoader:
         except (RuntimeError, ConnectionError, EOFError) as exc:
             dead = _dead_workers(self)
             if not dead and isinstance(exc, RuntimeError) and "exited unexpectedly" not in str(exc):
+                self.end_workers()
                 raise
             _abandon(self)
             raise LoaderError(f"DataLoader worker process {', '.join(dead) or 'unknown'} died "
                               f"({described(exc)}); its own error, if it printed one, is "
                               "above on stderr. A script that starts workers needs an `if __name__ == "
                               "\"__main__\":` guard and cannot run from standard input.") from exc
+        except Exception:
+            self.end_workers()
+            raise
+
+    def end_workers(self) -> None:
+        """Ends the worker processes of the pass under way now, for a pass that raised (the next
+        ``iter()`` starts new ones). Left to the garbage collector, the iterator's own shutdown
+        waits 5 s for each worker: an exception's traceback puts the iterator in a reference
+        cycle, and the collector runs its queues' finalizers first, which stop the threads that
+        would have told the workers to stop (a stall of 10 s, in whatever thread collected it)."""
+        iterator = getattr(self, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            self._iterator = None
+            iterator._shutdown_workers()
 
     def use_device(self, device_type: str) -> None:
         import torch

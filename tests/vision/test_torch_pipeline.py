@@ -1,3 +1,8 @@
+import gc
+import shutil
+from multiprocessing import forkserver
+
+import psutil
 import pytest
 import torch
 
@@ -65,6 +70,47 @@ def test_gray_cmyk_and_png_come_out_rgb(small_folder, pil_eval):
     for entry in odd:
         path = str(small_folder.root / entry["path"])
         assert float((images[by_path[path]] - chw(pil_eval, path, 32)).abs().mean()) < 0.06, entry
+
+
+def _forkserver_children():
+    """The live processes the fork server started (DataLoader workers start from it)."""
+    pid = forkserver._forkserver._forkserver_pid
+    if pid is None:
+        return set()
+    alive = set()
+    for child in psutil.Process(pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive.add(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def test_a_pass_that_raised_has_ended_its_workers(small_folder, tmp_path):
+    """Its workers are gone before the error reaches the caller, not when the garbage collector
+    finds the pass: the DataLoader's own shutdown, run by the collector on an iterator that an
+    exception's traceback holds, waited 5 s for each worker, in whatever thread collected it."""
+    root = tmp_path / "folder"
+    shutil.copytree(small_folder.root, root)
+    (root / "manifest.json").unlink()
+    good = sorted((root / "class_002").glob("*.jpg"))[0].read_bytes()
+    (root / "class_002" / "zz-cut.jpg").write_bytes(good[: len(good) // 2])  # the last of 25: batch 7
+    loader = torch_loader(root, train=False, shuffle=False, batch_size=4, workers=2, image_size=16)
+    before = _forkserver_children()
+    gc.disable()  # nothing but the pass itself may end its workers
+    try:
+        batches = iter(loader)
+        next(batches)
+        started = _forkserver_children() - before
+        with pytest.raises(DatasetError, match="zz-cut.jpg"):
+            list(batches)
+        left = _forkserver_children() & started
+    finally:
+        gc.enable()
+    assert len(started) == 2 and not left
+    with pytest.raises(DatasetError, match="zz-cut.jpg"):  # the next pass starts workers again
+        list(loader)
 
 
 def test_raise_names_the_bad_file_in_the_main_process(broken_folder):
