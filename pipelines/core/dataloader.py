@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -73,7 +74,9 @@ class DeviceAwareLoader:
         (pid, exit status or signal) and what to check, not a RuntimeError or a
         ConnectionResetError from deep in multiprocessing."""
         try:
-            yield from super().__iter__()  # type: ignore[misc]
+            batches = super().__iter__()  # type: ignore[misc]
+            _keep_queues(batches)
+            yield from batches
         except (RuntimeError, ConnectionError, EOFError) as exc:
             dead = _dead_workers(self)
             if not dead and isinstance(exc, RuntimeError) and "exited unexpectedly" not in str(exc):
@@ -113,6 +116,30 @@ class DeviceAwareLoader:
         if self.num_workers:
             roles.append(("intra-op per worker process", 1))
         return tuple(roles)
+
+
+# The queues of each live DataLoader iterator with workers, by id(iterator) (see _keep_queues).
+_QUEUES: dict[int, list[Any]] = {}
+
+
+def _keep_queues(iterator: Any) -> None:
+    """Holds the queues of `iterator` while it lives, so that its own shutdown can still tell
+    its workers to stop when the garbage collector finds it in a reference cycle (a loader held
+    by an exception's traceback, or by an object of its user's that refers to itself).
+
+    The collector runs weak-reference callbacks before ``__del__`` methods: a queue's finalizer
+    (multiprocessing's, a weak-reference callback) stopped the thread that feeds its pipe, so the
+    stop the iterator's ``__del__`` then put on each worker's queue never left this process, and
+    it waited 5 s for each worker before terminating it: a stall of 10 s at 2 workers, in
+    whatever thread the collector ran, a measurement's included. Held here, the queues are not
+    garbage while the iterator is collected; the iterator's own weak-reference callback lets them
+    go, and they are freed after its ``__del__``, when the collector clears it."""
+    key = id(iterator)
+    queues = [*getattr(iterator, "_index_queues", ()), getattr(iterator, "_worker_result_queue", None)]
+    if key in _QUEUES or queues == [None]:
+        return
+    _QUEUES[key] = queues
+    weakref.finalize(iterator, _QUEUES.pop, key, None)
 
 
 def _abandon(loader: Any) -> None:

@@ -1,5 +1,6 @@
 """DataLoader workers: started from a fork server, and a worker that dies is one error naming it."""
 
+import gc
 import os
 import signal
 import subprocess
@@ -76,3 +77,31 @@ def test_a_worker_stacks_its_image_batch_straight_into_shared_memory(small_folde
     assert torch.utils.data.get_worker_info() is not None
     images, labels, problems = collate(samples)
     assert images.is_shared() and torch.equal(images, expected) and len(labels) == 4
+
+
+@pytest.mark.parametrize("task", ["image", "text"])
+def test_a_loader_the_collector_finds_in_a_cycle_stops_its_workers(small_folder, text_corpus, task):
+    """Its workers are told to stop and exit (status 0): the collector used to stop the threads
+    that feed the workers' queues first, so that they never heard the stop and were terminated
+    (-SIGTERM) after 5 s each, a stall of 10 s wherever the collector ran."""
+    from feedbench.pipelines.core import dataloader
+    from feedbench.text import torch_loader as text_loader
+
+    if task == "image":
+        loader = torch_loader(small_folder.root, train=False, batch_size=4, workers=2, image_size=16)
+    else:
+        loader = text_loader(text_corpus.root, tokenizer="regex", batch_size=4, workers=2)
+    gc.disable()  # the collector runs where this test says
+    try:
+        batches = iter(loader)
+        next(batches)
+        workers = list(loader._iterator._workers)
+        key = id(loader._iterator)
+        assert key in dataloader._QUEUES
+        loader.itself = loader  # garbage that only the collector finds
+        del loader, batches
+        gc.collect()
+    finally:
+        gc.enable()
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert key not in dataloader._QUEUES  # let go with the iterator
